@@ -1,0 +1,1 @@
+"""Accounts (who logs in) and identities (account × organisation × role × platform)."""

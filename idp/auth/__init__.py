@@ -1,0 +1,1 @@
+"""Authentication: the login state machine, phone + password + SMS, the SSO session."""

@@ -1,0 +1,295 @@
+"""The ``idp`` command: ``idp init|serve|clients|users|keys|store`` (and Flask's ``db``).
+
+Commands print what they did in plain words; ``--json`` prints machine-readable output for the
+tools that script us (DESIGN.md, Interfaces).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from idp import create_app
+from idp.config import ConfigError, load_settings
+
+DEMO_PHONE = "13800000000"
+DEMO_PASSWORD = "Demo@2026"  # the published demo login of `make run`
+DEMO_USCC = "91310115MA1FL0D34W"
+
+
+def _app_factory() -> Flask:
+    try:
+        return create_app()
+    except ConfigError as exc:  # e.g. a gateway class that cannot be loaded
+        click.echo(f"配置错误 (configuration error): {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group(cls=FlaskGroup, create_app=_app_factory, add_version_option=False,
+             load_dotenv=False, set_debug_flag=False)
+def cli() -> None:
+    """统一认证登录平台 (OpenID Connect provider) administration."""
+
+
+def main() -> None:
+    try:
+        load_settings()
+    except ConfigError as exc:
+        click.echo(f"配置错误 (configuration error): {exc}", err=True)
+        sys.exit(2)
+    cli()
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+# --- init -------------------------------------------------------------------------------------
+
+@cli.command("init")
+@click.option("--clients", "clients_file", default="config/clients.toml", show_default=True,
+              type=click.Path(dir_okay=False), help="Clients to create or update.")
+@click.option("--demo", is_flag=True, help="Also create the demo account and organisation.")
+@with_appcontext
+def init_command(clients_file: str, demo: bool) -> None:
+    """Create or upgrade the database, create signing keys if none, sync the clients."""
+    from flask_migrate import upgrade
+
+    from idp.extensions import db
+    from idp.oidc.keys import ensure_keys
+
+    upgrade()
+    created = ensure_keys(db.session, current_app.config["IDP"].key_passphrase)
+    db.session.commit()
+    for key in created:
+        click.echo(f"created {key.alg} signing key {key.kid}")
+    path = Path(clients_file)
+    if path.is_file():
+        for client_id, action in sync_clients(path):
+            click.echo(f"client {client_id}: {action}")
+    if demo:
+        click.echo(seed_demo())
+    click.echo("database ready")
+
+
+def sync_clients(path: Path) -> list[tuple[str, str]]:
+    from idp.extensions import db
+    from idp.oidc.clients import ClientSpec, upsert_client
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        _fail(f"{path}: not valid TOML: {exc}")
+    results = []
+    for entry in data.get("client", []):
+        try:
+            spec = ClientSpec.from_mapping(entry)
+            _, created = upsert_client(spec)
+        except ValueError as exc:
+            db.session.rollback()
+            _fail(f"{path}: {exc}")
+        results.append((spec.client_id, "created" if created else "updated"))
+    db.session.commit()
+    return results
+
+
+def seed_demo() -> str:
+    """The demo person of `make run`: one identity on the fund system, no forced change."""
+    from idp.accounts.models import Account, Identity
+    from idp.accounts.service import create_person
+    from idp.extensions import db
+    from idp.orgs.models import Organisation
+
+    org = db.session.scalar(sa.select(Organisation).where(Organisation.uscc == DEMO_USCC))
+    if org is None:
+        org = Organisation(type="enterprise", name="演示物业服务有限公司", uscc=DEMO_USCC)
+        db.session.add(org)
+        db.session.flush()
+    account = db.session.scalar(sa.select(Account).where(Account.phone == DEMO_PHONE))
+    if account is None:
+        account = create_person(DEMO_PHONE, "演示员工", DEMO_PASSWORD, must_change=False)
+        db.session.add(Identity(account_id=account.id, organisation_id=org.id, role="operator",
+                                platform="repair_fund"))
+    db.session.commit()
+    return f"demo login: 手机号码 {DEMO_PHONE} / 密码 {DEMO_PASSWORD} (验证码见 SMS outbox)"
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+@cli.command("serve")
+@click.option("--bind", default="127.0.0.1:5000", show_default=True)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+def serve_command(bind: str, workers: int) -> None:
+    """Run the provider under gunicorn (deploy/gunicorn.conf.py holds production settings)."""
+    from idp.serve import run
+
+    run(bind=bind, workers=workers)
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+@cli.group("clients")
+def clients_group() -> None:
+    """Register and list relying parties."""
+
+
+@clients_group.command("add")
+@click.option("--client-id", required=True)
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--public", is_flag=True, help="A public client (PKCE, no secret).")
+@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True)
+@click.option("--backchannel-logout-uri")
+@click.option("--initiate-login-uri")
+@click.option("--platform", type=click.Choice(["repair_fund", "supervision"]))
+@click.option("--grant-type", "grant_types", multiple=True,
+              type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]),
+              help="Default: authorization_code and refresh_token.")
+@click.option("--auth-method", type=click.Choice(["client_secret_basic", "client_secret_post",
+                                                  "private_key_jwt"]))
+@click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False),
+              help="Public JWKS for private_key_jwt.")
+@click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret}.")
+@with_appcontext
+def clients_add(as_json: bool, jwks_file: str | None, **options: Any) -> None:
+    """Register a client and print its credentials (the secret is shown only this once)."""
+    from idp.extensions import db
+    from idp.oidc.clients import ClientSpec, register_client
+
+    if jwks_file:
+        try:
+            options["jwks"] = json.loads(Path(jwks_file).read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            _fail(f"{jwks_file}: not a JSON key set: {exc}")
+    try:
+        spec = ClientSpec.from_mapping({k: v for k, v in options.items() if v not in (None, ())})
+        secret = register_client(spec)
+    except ValueError as exc:
+        db.session.rollback()
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({"client_id": spec.client_id, "client_secret": secret}))
+    else:
+        click.echo(f"client_id:     {spec.client_id}")
+        click.echo(f"client_secret: {secret or '(none: public or private_key_jwt client)'}")
+
+
+@clients_group.command("list")
+@with_appcontext
+def clients_list() -> None:
+    from idp.extensions import db
+    from idp.oidc.models import Client
+
+    for client in db.session.scalars(sa.select(Client).order_by(Client.client_id)):
+        state = "enabled" if client.enabled else "disabled"
+        click.echo(f"{client.client_id}\t{client.name}\t{client.token_endpoint_auth_method}\t"
+                   f"{state}")
+
+
+# --- users ------------------------------------------------------------------------------------
+
+@cli.group("users")
+def users_group() -> None:
+    """Person accounts."""
+
+
+@users_group.command("add")
+@click.option("--phone", required=True)
+@click.option("--name", required=True)
+@click.option("--password", help="Initial password; a random one is generated when omitted.")
+@click.option("--must-change/--no-must-change", default=True, show_default=True,
+              help="Force a password change at first login.")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def users_add(phone: str, name: str, password: str | None, must_change: bool,
+              as_json: bool) -> None:
+    """Create a person account (phone + password + SMS login)."""
+    from idp.accounts.service import create_person, random_initial_password
+    from idp.errors import FieldError
+    from idp.extensions import db
+
+    generated = password is None
+    initial = password or random_initial_password()
+    try:
+        account = create_person(phone, name, initial, must_change=must_change)
+        db.session.commit()
+    except FieldError as exc:
+        db.session.rollback()
+        field = "password" if exc.field == "new_password" else exc.field
+        _fail(f"--{field}: {exc.message}")
+    if as_json:
+        out = {"id": account.id, "phone": account.phone}
+        if generated:
+            out["initial_password"] = initial
+        click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    click.echo(f"account {account.id} ({account.phone}) created")
+    if generated:
+        click.echo(f"initial password: {initial}")
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+@cli.group("keys")
+def keys_group() -> None:
+    """Signing keys."""
+
+
+@keys_group.command("rotate")
+@click.option("--alg", "algs", multiple=True, type=click.Choice(["ES256", "RS256"]),
+              help="Default: every algorithm.")
+@with_appcontext
+def keys_rotate(algs: tuple[str, ...]) -> None:
+    """New keys sign at once; retired ones stay in the JWKS until their tokens expire."""
+    from idp import audit
+    from idp.extensions import db
+    from idp.oidc.keys import ALGORITHMS, rotate_keys
+
+    settings = current_app.config["IDP"]
+    created = rotate_keys(db.session, settings.key_passphrase, settings.id_token_ttl,
+                          algs or ALGORITHMS)
+    audit.record("keys.rotate", kids=[k.kid for k in created])
+    db.session.commit()
+    for key in created:
+        click.echo(f"new {key.alg} signing key {key.kid}")
+
+
+@keys_group.command("list")
+@with_appcontext
+def keys_list() -> None:
+    from idp.extensions import db
+    from idp.oidc.models import SigningKey
+
+    for key in db.session.scalars(sa.select(SigningKey).order_by(SigningKey.created_at)):
+        state = "active"
+        if key.retired_at is not None and key.unpublish_at is not None:
+            state = f"retired, published until {key.unpublish_at:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"{key.kid}\t{key.alg}\t{state}")
+
+
+# --- store ------------------------------------------------------------------------------------
+
+@cli.group("store")
+def store_group() -> None:
+    """Shared short-lived state."""
+
+
+@store_group.command("purge")
+@with_appcontext
+def store_purge() -> None:
+    """Delete expired entries of the database store (run from a timer)."""
+    from idp.store import DatabaseStore, get_store
+
+    store = get_store()
+    if isinstance(store, DatabaseStore):
+        click.echo(f"purged {store.purge_expired()} expired entries")
+    else:
+        click.echo("the Redis store expires entries by itself")

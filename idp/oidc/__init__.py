@@ -1,0 +1,1 @@
+"""OpenID Connect provider: discovery, keys, grants, token endpoints, logout."""

@@ -1,0 +1,1 @@
+"""Organisations: enterprises, their management offices, owners' committees, centres."""
