@@ -4,7 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
-PORT   ?= 5000
+PORT   ?= 8443
+# `make run` serves TLS itself with the development PKI of certs/dev (see certs/README.md).
+DEV_ENV := IDP_ISSUER=https://localhost:$(PORT) IDP_UKEY_TRUST=certs/dev/trust.toml \
+           IDP_TLS_CERT=certs/dev/server.pem IDP_TLS_KEY=certs/dev/server.key.pem
 
 .PHONY: run test lint bench clean
 
@@ -14,16 +17,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-## make run: install, create the SQLite database, keys and demo data, start the provider.
+## make run: install, create the development CA and certificates, the SQLite database, keys and
+## demo data, then start the provider with TLS (UKey logins need it) on https://localhost:$(PORT).
 run: $(STAMP)
-	$(BIN)/idp init --demo
+	$(BIN)/idp certs init
+	$(DEV_ENV) $(BIN)/idp init --demo
 	@echo
-	@echo "  统一认证登录平台 is starting at  http://localhost:$(PORT)/login"
-	@echo "  Discovery:   http://localhost:$(PORT)/.well-known/openid-configuration"
-	@echo "  Demo login:  手机号码 13800000000  密码 Demo@2026"
-	@echo "  SMS codes are written to instance/sms-outbox.jsonl (tail -f it)."
+	@echo "  统一认证登录平台 is starting at  https://localhost:$(PORT)/login"
+	@echo "  Discovery:   https://localhost:$(PORT)/.well-known/openid-configuration"
+	@echo "  (the TLS certificate is from the development CA: trust certs/dev/root.pem, or accept the warning)"
+	@echo "  Phone login: 手机号码 13800000000  密码 Demo@2026"
+	@echo "               SMS codes are written to instance/sms-outbox.jsonl (tail -f it)."
+	@echo "  UKey login:  import certs/dev/enterprises/demo.p12 (password: demo) into your browser:"
+	@echo "               Chrome/Chromium: 设置 → 隐私和安全 → 安全 → 管理证书 → 您的证书 → 导入;"
+	@echo "               Firefox: 设置 → 隐私与安全 → 证书 → 查看证书 → 您的证书 → 导入."
+	@echo "               Then choose the 「UKey登录」 tab and press 【UKey登录】."
+	@echo "  Other certificates to try (same password): certs/dev/enterprises/{expired,not-yet-valid,revoked,untrusted,unregistered}.p12"
 	@echo
-	IDP_ISSUER=http://localhost:$(PORT) $(BIN)/idp serve --bind $(HOST):$(PORT)
+	$(DEV_ENV) $(BIN)/idp serve --bind $(HOST):$(PORT)
 
 ## make test: lint, type-check and run the whole suite (SQLite and PostgreSQL).
 test: $(STAMP) lint

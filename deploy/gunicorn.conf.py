@@ -20,4 +20,6 @@ accesslog = "-"
 errorlog = "-"
 # Never log query strings of /authorize and /token: they can carry codes and tokens.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
-forwarded_allow_ips = "127.0.0.1"
+forwarded_allow_ips = "127.0.0.2"  # nginx's proxy_bind address (deploy/nginx/idp.conf)
+# nginx forwards the client certificate as a URL-encoded PEM header: allow for it.
+limit_request_field_size = 16384

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from idp.gateways import load_service
     from idp.oidc import server as oidc_server
     from idp.oidc import views as oidc_views
+    from idp.pki.transport import ClientCertificates
     from idp.store import create_store
 
     settings = config if isinstance(config, Settings) else load_settings(config)
@@ -84,9 +86,22 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     gateway = load_service(settings.sms_gateway, settings, "sms_gateway")
     app.extensions["idp.sms"] = SmsCodes(store, gateway, settings)
 
+    if settings.ukey_trust:
+        from idp.pki.revocation import RevocationChecker
+        from idp.pki.trust import load_trust
+        from idp.pki.validator import CertificateValidator
+
+        app.extensions["idp.ukey"] = CertificateValidator(
+            load_trust(settings.ukey_trust), clock_skew=settings.ukey_clock_skew,
+            revocation=RevocationChecker(timeout=settings.ukey_revocation_timeout,
+                                         skew=timedelta(seconds=settings.ukey_clock_skew)))
+
     oidc_server.init_app(app)
     csrf.exempt(oidc_views.bp)
     app.register_blueprint(oidc_views.bp)
     app.register_blueprint(auth_views.bp)
     web.init_app(app)
+    # Outermost, so that it sees the TCP peer before TrustedProxies rewrites it.
+    app.wsgi_app = ClientCertificates(  # type: ignore[method-assign]
+        app.wsgi_app, settings.trusted_proxies, settings.client_cert_header)
     return app

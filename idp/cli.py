@@ -103,7 +103,7 @@ def sync_clients(path: Path) -> list[tuple[str, str]]:
 
 def seed_demo() -> str:
     """The demo person of `make run`: one identity on the fund system, no forced change."""
-    from idp.accounts.models import Account, Identity
+    from idp.accounts.models import PLATFORMS, Account, Identity
     from idp.accounts.service import create_person
     from idp.extensions import db
     from idp.orgs.models import Organisation
@@ -118,8 +118,90 @@ def seed_demo() -> str:
         account = create_person(DEMO_PHONE, "演示员工", DEMO_PASSWORD, must_change=False)
         db.session.add(Identity(account_id=account.id, organisation_id=org.id, role="operator",
                                 platform="repair_fund"))
+    ukey = db.session.scalar(sa.select(Account).where(Account.organisation_id == org.id))
+    if ukey is None:  # the enterprise itself, logging in with the demo UKey certificate
+        ukey = Account(kind="ukey", name=org.name, organisation_id=org.id)
+        db.session.add(ukey)
+        db.session.flush()
+        for platform in PLATFORMS:
+            db.session.add(Identity(account_id=ukey.id, organisation_id=org.id,
+                                    role="enterprise_admin", platform=platform))
     db.session.commit()
-    return f"demo login: 手机号码 {DEMO_PHONE} / 密码 {DEMO_PASSWORD} (验证码见 SMS outbox)"
+    return (f"demo login: 手机号码 {DEMO_PHONE} / 密码 {DEMO_PASSWORD} (验证码见 SMS outbox); "
+            f"UKey: the certificate of {org.name} ({DEMO_USCC})")
+
+
+# --- certs (development PKI) ------------------------------------------------------------------
+
+CERTS_DIR = "certs/dev"
+
+
+@cli.group("certs")
+def certs_group() -> None:
+    """The development CA under certs/dev: enterprise certificates like 法人一证通's."""
+
+
+def _devca(directory: str) -> Any:
+    from idp.pki.devca import DevCA
+
+    ca = DevCA(directory)
+    if not ca.exists():
+        _fail(f"no development CA in {directory}: run `idp certs init` first")
+    return ca
+
+
+@certs_group.command("init")
+@click.option("--dir", "directory", default=CERTS_DIR, show_default=True)
+def certs_init(directory: str) -> None:
+    """Create the CAs, the localhost TLS certificate and the sample enterprise certificates
+    (only what is missing), and re-publish the CRLs (they expire after 7 days)."""
+    from idp.pki.devca import DevCA
+
+    ca = DevCA(directory)
+    for line in ca.init():
+        click.echo(f"created {line}")
+    for ca_id in ("root", "issuing", "sm2-root", "untrusted"):
+        ca.publish_crl(ca_id)
+    click.echo(f"development PKI ready in {directory} (trust list {ca.trust_file})")
+
+
+@certs_group.command("issue")
+@click.option("--uscc", required=True, help="统一社会信用代码 to put in the certificate.")
+@click.option("--name", required=True, help="企业名称 (subject O and CN).")
+@click.option("--key", "key", type=click.Choice(["rsa", "ec", "sm2"]), default="rsa",
+              show_default=True)
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+@click.option("--oid", type=click.Choice(["112570", "10260", "8888", "serial"]),
+              default="112570", show_default=True, help="Where the USCC goes.")
+@click.option("--dir", "directory", default=CERTS_DIR, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def certs_issue(uscc: str, name: str, key: str, days: int, oid: str, directory: str,
+                as_json: bool) -> None:
+    """Issue an enterprise certificate: PEM, key and (RSA/EC) a PKCS#12 bundle."""
+    ca = _devca(directory)
+    issued = ca.issue(uscc, name, key=key, days=days, oid=oid,
+                      ca="sm2-root" if key == "sm2" else "issuing")
+    result = {"serial": issued.serial_hex, "certificate": str(issued.pem_path),
+              "key": str(issued.key_path),
+              "pkcs12": str(issued.p12_path) if issued.p12_path else None}
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+        return
+    for label, value in result.items():
+        click.echo(f"{label}: {value}")
+
+
+@certs_group.command("revoke")
+@click.argument("serial")
+@click.option("--dir", "directory", default=CERTS_DIR, show_default=True)
+def certs_revoke(serial: str, directory: str) -> None:
+    """Revoke a certificate by its serial (hex, as `issue` printed) and publish the CRL."""
+    ca = _devca(directory)
+    try:
+        issued = ca.revoke(serial)
+    except KeyError:
+        _fail(f"no certificate with serial {serial} in {directory}")
+    click.echo(f"revoked {issued.serial_hex}; CRL re-published")
 
 
 # --- serve ------------------------------------------------------------------------------------
@@ -129,9 +211,14 @@ def seed_demo() -> str:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 def serve_command(bind: str, workers: int) -> None:
     """Run the provider under gunicorn (deploy/gunicorn.conf.py holds production settings)."""
+    import ssl
+
     from idp.serve import run
 
-    run(bind=bind, workers=workers)
+    try:
+        run(bind=bind, workers=workers)
+    except (OSError, ssl.SSLError) as exc:
+        _fail(f"cannot start TLS: {exc}")
 
 
 # --- clients ----------------------------------------------------------------------------------

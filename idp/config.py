@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -80,8 +81,22 @@ class Settings:
     # --- web --------------------------------------------------------------------------------------
     max_content_length: int = 1_048_576
     trusted_hosts: tuple[str, ...] = field(default_factory=tuple)
-    # Reverse proxies (their own addresses) whose X-Forwarded-For / -Proto are believed.
+    # Reverse proxies (their own addresses) whose X-Forwarded-For / -Proto are believed, and
+    # whose forwarded client certificate (client_cert_header, or RFC 9440 Client-Cert) is read.
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
+    client_cert_header: str = "X-SSL-Client-Cert"
+
+    # --- UKey (enterprise X.509 certificates) -----------------------------------------------
+    ukey_trust: str = ""  # TOML file of trusted CAs (idp/pki/trust.py); empty: UKey login off
+    ukey_clock_skew: int = 300  # seconds of tolerance on validity periods
+    ukey_revocation_timeout: float = 5.0  # seconds for one CRL download or OCSP request
+    ukey_challenge_ttl: int = 120  # seconds a signed-challenge nonce lives
+    ukey_client_tool_url: str = "https://www.sheca.com/"  # where 「客户端工具」 (协卡助手) is got
+
+    # --- embedded TLS (`idp serve`) ------------------------------------------------------------
+    tls_cert: str = ""  # PEM chain; with tls_key, `idp serve` speaks HTTPS itself
+    tls_key: str = ""
+    tls_client_ca: str = ""  # CA bundle asked for client certificates; empty: from ukey_trust
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -169,6 +184,10 @@ def _validated(settings: Settings) -> Settings:
             ipaddress.ip_address(proxy)
         except ValueError:
             raise ConfigError(f"trusted_proxies: {proxy!r} is not an IP address") from None
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("tls_key: tls_cert and tls_key go together")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,63}", settings.client_cert_header):
+        raise ConfigError("client_cert_header: must be an HTTP header name")
     if settings.sms_gateway.endswith(":HttpSmsGateway") and not settings.sms_http_url:
         raise ConfigError("sms_http_url: required when sms_gateway is HttpSmsGateway")
     positive = [
@@ -177,12 +196,15 @@ def _validated(settings: Settings) -> Settings:
         "password_time_cost", "password_memory_cost", "password_parallelism",
         "lockout_threshold", "lockout_seconds", "session_idle_seconds", "session_max_seconds",
         "code_ttl", "access_token_ttl", "id_token_ttl", "refresh_token_ttl", "max_content_length",
+        "ukey_challenge_ttl", "ukey_revocation_timeout",
     ]
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name}: must be greater than 0")
     if settings.code_ttl > 60:
         raise ConfigError("code_ttl: authorization codes live at most 60 seconds")
+    if not 0 <= settings.ukey_clock_skew <= 900:
+        raise ConfigError("ukey_clock_skew: expected 0 to 900 seconds")
     if settings.sms_http_timeout <= 0:
         raise ConfigError("sms_http_timeout: must be greater than 0")
     if settings.session_idle_seconds > 1800:

@@ -1,12 +1,52 @@
-"""``idp serve``: gunicorn in-process, with the settings of ``deploy/gunicorn.conf.py``."""
+"""``idp serve``: gunicorn in-process, with the settings of ``deploy/gunicorn.conf.py``.
+
+With ``tls_cert``/``tls_key`` set it speaks HTTPS itself and asks every client for an optional
+certificate (mutual TLS for UKey logins, no nginx needed). The TLS layer checks only that the
+client holds the key of a certificate chaining to a configured CA; the validity period is
+deliberately *not* checked there (``X509_V_FLAG_NO_CHECK_TIME``) so that an expired UKey reaches
+the login page and is refused with its reason in words, by ``CertificateValidator``, which also
+checks revocation, key usage and the USCC. A certificate from an unknown CA fails the handshake
+itself: OpenSSL offers no way to accept it and let the application explain.
+"""
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from gunicorn.app.base import BaseApplication
 
 from idp import create_app
+from idp.config import Settings, load_settings
+
+X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL ≥ 1.1.0; not named by Python's ssl module
+
+
+def client_ca_pem(settings: Settings) -> str:
+    """The CA certificates a client certificate may chain to: ``tls_client_ca``, else every CA
+    of the UKey trust list."""
+    if settings.tls_client_ca:
+        with open(settings.tls_client_ca, encoding="ascii") as fh:
+            return fh.read()
+    if not settings.ukey_trust:
+        return ""
+    from idp.pki.trust import load_trust
+
+    return "".join(ca.certificate.public_bytes(Encoding.PEM).decode("ascii")
+                   for ca in load_trust(settings.ukey_trust))
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    cadata = client_ca_pem(settings)
+    if cadata:
+        context.load_verify_locations(cadata=cadata)
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.verify_flags = ssl.VerifyFlags(context.verify_flags | X509_V_FLAG_NO_CHECK_TIME)
+    return context
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
@@ -23,5 +63,13 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
 
 def run(bind: str, workers: int) -> None:
-    _Server({"bind": bind, "workers": workers, "accesslog": "-",
-             "worker_class": "sync", "timeout": 30}).run()
+    settings = load_settings()
+    options: dict[str, Any] = {"bind": bind, "workers": workers, "accesslog": "-",
+                               "worker_class": "sync", "timeout": 30,
+                               # nginx-forwarded client certificates are long header values
+                               "limit_request_field_size": 16384}
+    if settings.tls_cert:
+        tls_context(settings)  # fail here, with the file named, not in every worker
+        options.update(certfile=settings.tls_cert, keyfile=settings.tls_key,
+                       ssl_context=lambda _conf, _factory: tls_context(settings))
+    _Server(options).run()

@@ -27,6 +27,7 @@ from idp import create_app
 from idp.extensions import db
 from idp.oidc.keys import ensure_keys
 from idp.oidc.models import SigningKey
+from idp.pki.devca import DevCA
 
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -107,8 +108,22 @@ def instance_dir(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Path
 
 
 @pytest.fixture(scope="session")
-def _session_app(database_url: str, instance_dir: Path) -> Iterator[Flask]:
-    app = make_app(database_url, instance_dir)
+def devca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
+    """The development PKI (idp certs init), made once per run: CAs, CRLs, sample certs."""
+    ca = DevCA(tmp_path_factory.mktemp("pki") / "dev")
+    ca.init()
+    return ca
+
+
+# Tests play a trusted reverse proxy from this address (TEST-NET-1, RFC 5737) to hand the
+# provider a client certificate, as nginx does; no other address is trusted.
+TEST_PROXY = "192.0.2.1"
+
+
+@pytest.fixture(scope="session")
+def _session_app(database_url: str, instance_dir: Path, devca: DevCA) -> Iterator[Flask]:
+    app = make_app(database_url, instance_dir, ukey_trust=str(devca.trust_file),
+                   trusted_proxies=(TEST_PROXY,))
     with app.app_context():
         db.create_all()
         ensure_keys(db.session, app.config["IDP"].key_passphrase)

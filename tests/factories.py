@@ -18,7 +18,7 @@ from idp.extensions import db
 from idp.oidc.clients import ClientSpec, register_client
 from idp.oidc.models import Client
 from idp.orgs.models import Organisation
-from tests.conftest import csrf_from, last_code
+from tests.conftest import TEST_PROXY, csrf_from, last_code
 
 PASSWORD = "Passw0rd!"
 REDIRECT = "https://rp.example.cn/callback"
@@ -143,3 +143,42 @@ def code_tokens(client: FlaskClient, app: Flask, secret: str, client_id: str = "
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json
     return body
+
+
+# --- UKey -------------------------------------------------------------------------------
+
+def make_enterprise(uscc: str = "91310115MA1FL0D34W", name: str = "演示物业服务有限公司",
+                    platforms: tuple[str, ...] = ("repair_fund", "supervision"),
+                    ukey: bool = True, status: str = "active") -> Organisation:
+    """A registered enterprise and (``ukey``) its UKey account with enterprise_admin
+    identities, as registration will create them."""
+    org = Organisation(type="enterprise", name=name, uscc=uscc)
+    db.session.add(org)
+    db.session.flush()
+    if ukey:
+        account = Account(kind="ukey", name=name, organisation_id=org.id, status=status)
+        db.session.add(account)
+        db.session.flush()
+        for platform in platforms:
+            db.session.add(Identity(account_id=account.id, organisation_id=org.id,
+                                    role="enterprise_admin", platform=platform))
+    db.session.commit()
+    return org
+
+
+def via_proxy(pem: bytes | str | None, header: str = "X-SSL-Client-Cert") -> dict[str, Any]:
+    """Request options that hand the provider a client certificate as nginx does."""
+    from urllib.parse import quote
+
+    headers: dict[str, str] = {}
+    if pem is not None:
+        text = pem.decode("ascii") if isinstance(pem, bytes) else pem
+        headers[header] = quote(text, safe="") if header == "X-SSL-Client-Cert" else text
+    return {"headers": headers, "environ_base": {"REMOTE_ADDR": TEST_PROXY}}
+
+
+def ukey_login(client: FlaskClient, pem: bytes | str | None, interaction: str = "") -> Any:
+    """【UKey登录】 through the real page with ``pem`` presented by the (test) proxy."""
+    page = client.get("/login" + (f"?i={interaction}" if interaction else ""), **via_proxy(pem))
+    return client.post("/login/ukey", data={"csrf_token": csrf_from(page.text),
+                                            "interaction": interaction}, **via_proxy(pem))

@@ -38,10 +38,20 @@ class LiveServer:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # A development PKI (idp.pki.devca.DevCA) directory: serve TLS with mutual-TLS UKey logins
+    # through `idp serve`, exactly as `make run` does.
+    pki: Path | None = None
 
     @property
     def issuer(self) -> str:
+        if self.pki is not None:
+            return f"https://localhost:{self.port}"
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> str | bool:
+        """What ``requests`` should trust: the development root under TLS."""
+        return str(self.pki / "root.pem") if self.pki is not None else True
 
     @property
     def outbox(self) -> Path:
@@ -63,6 +73,12 @@ class LiveServer:
             "IDP_PASSWORD_MEMORY_COST": "1024",
             "IDP_PASSWORD_PARALLELISM": "1",
         })
+        if self.pki is not None:
+            env.update({
+                "IDP_UKEY_TRUST": str(self.pki / "trust.toml"),
+                "IDP_TLS_CERT": str(self.pki / "server.pem"),
+                "IDP_TLS_KEY": str(self.pki / "server.key.pem"),
+            })
         env.update(self.extra_env)
         return env
 
@@ -81,13 +97,16 @@ class LiveServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.idp("init", "--clients", str(self.workdir / "none.toml"))
         log = (self.workdir / "gunicorn.log").open("wb")
-        self.process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), "--worker-class", self.worker_class,
-             "--threads", str(self.threads), "--backlog", "2048", "--keep-alive", "5",
-             "idp.wsgi:app"],
-            env=self.env(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-        )
+        if self.pki is not None:
+            command = [str(BIN / "idp"), "serve", "--bind", f"127.0.0.1:{self.port}",
+                       "--workers", str(self.workers)]
+        else:
+            command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
+                       "--workers", str(self.workers), "--worker-class", self.worker_class,
+                       "--threads", str(self.threads), "--backlog", "2048", "--keep-alive", "5",
+                       "idp.wsgi:app"]
+        self.process = subprocess.Popen(command, env=self.env(), cwd=self.workdir, stdout=log,
+                                        stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -95,7 +114,7 @@ class LiveServer:
                                    .read_text(errors="replace"))
             try:
                 if requests.get(self.issuer + "/.well-known/openid-configuration",
-                                timeout=2).status_code == 200:
+                                timeout=2, verify=self.verify).status_code == 200:
                     return self
             except requests.RequestException:
                 time.sleep(0.2)

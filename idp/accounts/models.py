@@ -41,6 +41,10 @@ class Account(TimestampMixin, Base):
     must_change_password: Mapped[bool] = mapped_column(default=False)
     password_changed_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # A ``ukey`` account belongs to one enterprise: whoever presents a valid certificate naming
+    # that enterprise's USCC logs in to it (a renewed certificate keeps working). One per org.
+    organisation_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("organisation.id"), unique=True)
 
     identities: Mapped[list[Identity]] = relationship(
         back_populates="account", order_by="Identity.id", lazy="selectin"
@@ -72,3 +76,22 @@ class Identity(TimestampMixin, Base):
 
     account: Mapped[Account] = relationship(back_populates="identities")
     organisation: Mapped[Organisation] = relationship(lazy="joined")
+
+
+class Certificate(TimestampMixin, Base):
+    """A UKey certificate that has logged in to a ``ukey`` account: what was seen, when.
+
+    Kept for the audit trail and for the console (which certificates an enterprise uses); the
+    login itself is decided by the validator and the enterprise's USCC, not by this list."""
+
+    __tablename__ = "certificate"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(sa.ForeignKey("account.id"), index=True)
+    thumbprint: Mapped[str] = mapped_column(sa.String(43), unique=True)  # x5t#S256
+    serial: Mapped[str] = mapped_column(sa.String(64))  # hex
+    issuer: Mapped[str] = mapped_column(sa.String(200))  # the trusted CA's configured name
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    uscc: Mapped[str | None] = mapped_column(sa.String(18))
+    not_after: Mapped[datetime]
+    last_used_at: Mapped[datetime]

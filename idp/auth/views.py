@@ -3,14 +3,21 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session
 from flask.typing import ResponseReturnValue
 
 from idp.accounts.models import PLATFORMS
-from idp.auth import interactions
-from idp.auth.forms import PasswordChangeForm, PhoneLoginForm, SmsForm
+from idp.auth import interactions, ukey
+from idp.auth.forms import (
+    PasswordChangeForm,
+    PhoneLoginForm,
+    SignedChallengeForm,
+    SmsForm,
+    UkeyLoginForm,
+)
 from idp.auth.phone import change_password, login_with_phone, send_login_code
 from idp.auth.sso import (
     current_account,
@@ -20,8 +27,13 @@ from idp.auth.sso import (
     start_sso,
 )
 from idp.errors import FieldError, RateLimited, ServiceUnavailable
-from idp.oidc.claims import ACR_PHONE, AMR_PHONE
+from idp.oidc.claims import ACR_PHONE, ACR_UKEY, AMR_PHONE, AMR_UKEY
+from idp.pki import challenge
+from idp.pki.certs import CertificateError
+from idp.security import new_token
+from idp.store import get_store, take_slot
 from idp.validators import MSG_PHONE_FORMAT, normalize_phone
+from idp.web import PAGE_MESSAGES
 
 bp = Blueprint("auth", __name__)
 
@@ -33,12 +45,26 @@ def _wants_json() -> bool:
 
 
 def _render_login(form: PhoneLoginForm, status: int = 200, notice: str | None = None,
-                  sms_form: SmsForm | None = None) -> tuple[str, int]:
+                  sms_form: SmsForm | None = None, *, tab: str = "phone",
+                  ukey_error: str | None = None, ukey_missing: bool = False) -> tuple[str, int]:
+    settings = current_app.config["IDP"]
+    ukey_form = UkeyLoginForm(formdata=None)
+    ukey_form.interaction.data = form.interaction.data or ""
     return render_template(
         "login.html", form=form, sms_form=sms_form or SmsForm(formdata=None),
+        ukey_form=ukey_form, tab=tab, ukey_error=ukey_error, ukey_missing=ukey_missing,
+        client_tool_url=settings.ukey_client_tool_url,
         notice=notice, interaction=form.interaction.data or "",
-        resend_seconds=current_app.config["IDP"].sms_resend_interval,
+        resend_seconds=settings.sms_resend_interval,
     ), status
+
+
+def _render_ukey(uid: str, status: int, *, error: str | None = None,
+                 missing: bool = False) -> tuple[str, int]:
+    """The login page with the 「UKey登录」 tab open and the reason beside it."""
+    form = PhoneLoginForm(formdata=None)
+    form.interaction.data = uid if interactions.exists(uid) else ""
+    return _render_login(form, status, tab="ukey", ukey_error=error, ukey_missing=missing)
 
 
 @bp.get("/login")
@@ -106,6 +132,104 @@ def login_submit() -> ResponseReturnValue:
     if result.must_change_password:
         return redirect(interactions.url("auth.change_password", uid or ""), code=303)
     return redirect(interactions.next_url(uid), code=303)
+
+
+# --- UKey (S02, D02) -----------------------------------------------------------------------
+
+@bp.post("/login/ukey")
+def ukey_login() -> ResponseReturnValue:
+    """【UKey登录】 over mutual TLS: the certificate came with the connection (embedded TLS or
+    a trusted proxy); the form only proves it is this page asking (CSRF)."""
+    form = UkeyLoginForm()
+    uid = form.interaction.data or ""
+    if not form.validate():
+        return _render_ukey(uid, 400, error=PAGE_MESSAGES[400])
+    transport = ukey.connection_transport()
+    try:
+        der = ukey.connection_certificate()
+    except CertificateError as exc:  # a trusted proxy forwarded something unreadable
+        ukey.record_refusal(exc.reason, transport)
+        return _render_ukey(uid, 400, error=exc.message)
+    if der is None:
+        ukey.record_refusal("missing", transport)
+        return _render_ukey(uid, 401, missing=True)
+    try:
+        outcome = ukey.login_with_certificate(der, transport)
+    except CertificateError as exc:
+        return _render_ukey(uid, 403, error=exc.message)
+    except ukey.CertificateLoginRefused as exc:
+        return _render_ukey(uid, 403, error=exc.message)
+    except ServiceUnavailable as exc:
+        return _render_ukey(uid, 503, error=exc.message)
+    return _after_ukey(outcome, transport, uid)
+
+
+@bp.post("/login/ukey/challenge")
+def ukey_challenge() -> ResponseReturnValue:
+    """A one-time nonce for a UKey client tool to sign (JSON; CSRF header or field)."""
+    settings = current_app.config["IDP"]
+    store = get_store()
+    wait = take_slot(store, f"ukey:nonce-ip:{request.remote_addr}", 60, 60)
+    if wait is not None:
+        return jsonify({"ok": False, "message": PAGE_MESSAGES[429], "wait": wait}), 429
+    binding = session.setdefault("ukey_bind", new_token(16))
+    nonce = challenge.issue_nonce(store, settings.secret_key, binding, settings.ukey_challenge_ttl)
+    # The shape of every JSON answer to the page's script: ok, message, wait (+ the nonce).
+    response = jsonify({"ok": True, "message": "", "wait": 0, "nonce": nonce,
+                        "expires_in": settings.ukey_challenge_ttl, "formats": ["raw", "pkcs7"]})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/login/ukey/signed")
+def ukey_signed() -> ResponseReturnValue:
+    """The signed challenge posted by the page for the client tool: nonce, certificate and
+    signature (raw or PKCS#7). The nonce is used up whatever the outcome."""
+    settings = current_app.config["IDP"]
+    form = SignedChallengeForm()
+    uid = form.interaction.data or ""
+    if not form.validate():
+        message = next((e[0] for e in form.errors.values() if e), PAGE_MESSAGES[400])
+        ukey.record_refusal("bad_request", "challenge")
+        return _render_ukey(uid, 400, error=str(message))
+    binding = str(session.get("ukey_bind", ""))
+    try:
+        if not binding or not challenge.take_nonce(get_store(), settings.secret_key, binding,
+                                                   form.nonce.data):
+            raise CertificateError("challenge_expired")
+        if form.format.data == "pkcs7":
+            cert = challenge.verify_pkcs7(form.nonce.data, form.signature.data,
+                                          form.certificate.data or "")
+        else:
+            cert = challenge.verify_raw(form.nonce.data, form.certificate.data or "",
+                                        form.signature.data, form.hash.data or "sha256")
+    except CertificateError as exc:
+        ukey.record_refusal(exc.reason, "challenge")
+        return _render_ukey(uid, 400 if exc.reason != "missing" else 401, error=exc.message)
+    try:
+        outcome = ukey.login_with_certificate(cert, "challenge")
+    except CertificateError as exc:
+        return _render_ukey(uid, 403, error=exc.message)
+    except ukey.CertificateLoginRefused as exc:
+        return _render_ukey(uid, 403, error=exc.message)
+    except ServiceUnavailable as exc:
+        return _render_ukey(uid, 503, error=exc.message)
+    return _after_ukey(outcome, "challenge", uid)
+
+
+def _after_ukey(outcome: ukey.UkeyOutcome, transport: str, uid: str) -> ResponseReturnValue:
+    enterprise = outcome.validated.enterprise
+    if outcome.account is None:
+        # The registration issue continues from here (S03); the verified facts wait in the
+        # session so that registration cannot be started with another enterprise's USCC.
+        session["ukey_pending"] = {
+            "uscc": enterprise.uscc, "org_code": enterprise.org_code, "name": enterprise.name,
+            "x5t": outcome.validated.thumbprint, "at": time.time()}
+        return render_template("ukey_unregistered.html", enterprise=enterprise,
+                               registered_org=outcome.organisation), 200
+    start_sso(outcome.account, amr=AMR_UKEY, acr=ACR_UKEY)
+    ukey.bind_session(outcome.validated, transport)
+    return redirect(interactions.next_url(uid or None), code=303)
 
 
 @bp.route("/password/change", methods=["GET", "POST"], endpoint="change_password")

@@ -69,6 +69,8 @@ class Client(TimestampMixin, Base):
     jwks: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(sa.String(10))
     enabled: Mapped[bool] = mapped_column(default=True)
+    # RFC 8705 §3: access tokens bound to the client's TLS certificate (cnf.x5t#S256).
+    tls_client_certificate_bound_access_tokens: Mapped[bool] = mapped_column(default=False)
 
     # --- Authlib ClientMixin ------------------------------------------------------------------
     @property
@@ -199,6 +201,8 @@ class Token(Base):
     auth_time: Mapped[int | None]
     acr: Mapped[str | None] = mapped_column(sa.String(64))
     amr: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    # RFC 8705 §3.1: x5t#S256 of the client certificate the access token is bound to.
+    cnf_x5t: Mapped[str | None] = mapped_column(sa.String(43))
 
     # --- Authlib TokenMixin -------------------------------------------------------------------
     def check_client(self, client: Client) -> bool:

@@ -406,6 +406,8 @@ class IntrospectionEndpoint(_TokenLookup, BaseIntrospectionEndpoint):  # type: i
             payload["auth_time"] = token.auth_time
         if token.acr:
             payload["acr"] = token.acr
+        if token.cnf_x5t:
+            payload["cnf"] = {"x5t#S256": token.cnf_x5t}  # RFC 8705 §3.2
         return payload
 
 

@@ -14,13 +14,17 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError
 from flask import current_app
+from flask import request as flask_request
 
 from idp import audit
 from idp.db import table_of, utcnow
 from idp.extensions import db
 from idp.oidc.models import AuthorizationCode, Client, Token
-from idp.security import token_hash
+from idp.pki.certs import x5t_s256
+from idp.pki.transport import ENV_CERT
+from idp.security import equal, token_hash
 
 # A Core INSERT with its values passed as parameters: compiled once, and no ORM bulk machinery.
 TOKEN_INSERT = sa.insert(table_of(Token))
@@ -116,6 +120,19 @@ def consume_refresh_token(row: Token) -> bool:
     return True  # committed with the new tokens (save_token); a racing exchange waits
 
 
+def bound_certificate(parent: Token | None) -> str:
+    """RFC 8705 §3: the x5t#S256 of the client certificate on this token request. A refresh
+    must come with the certificate the refreshed token was bound to (§4)."""
+    der = flask_request.environ.get(ENV_CERT)
+    if der is None:
+        raise InvalidRequestError(
+            "This client gets certificate-bound access tokens: present its TLS certificate.")
+    x5t = x5t_s256(der)
+    if parent is not None and parent.cnf_x5t and not equal(parent.cnf_x5t, x5t):
+        raise InvalidGrantError("The refresh token is bound to another certificate.")
+    return x5t
+
+
 def save_token(token: dict[str, Any], request: Any) -> None:
     """Persist a freshly generated token response (Authlib's ``save_token`` hook).
 
@@ -147,6 +164,8 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         "family_id": family,
         "amr": [],
     }
+    if client.tls_client_certificate_bound_access_tokens:
+        row["cnf_x5t"] = bound_certificate(parent)
     source = code or parent
     if source is not None:
         row.update(

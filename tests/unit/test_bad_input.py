@@ -46,11 +46,14 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import Flask
 from flask.testing import FlaskClient
 from joserfc import jws, jwt
@@ -60,8 +63,9 @@ from werkzeug.test import TestResponse
 
 from idp.extensions import db
 from idp.oidc.models import SCOPES
+from idp.pki.devca import DevCA
 from idp.store import get_store
-from tests.conftest import csrf_from, last_code, table_counts
+from tests.conftest import TEST_PROXY, csrf_from, last_code, table_counts
 from tests.factories import (
     PASSWORD,
     REDIRECT,
@@ -71,6 +75,7 @@ from tests.factories import (
     login,
     make_account,
     make_client,
+    make_enterprise,
     pkce_pair,
     send_sms,
 )
@@ -168,6 +173,8 @@ class World:
         self._sms_record: str | None = None
         self._cache: dict[str, Any] = {}
         self.last_state: TableState | None = None  # the tables after the last checked request
+        make_enterprise()  # the demo enterprise, whose UKey certificate the UKey cases present
+        self.pki = DevCA(Path(app.config["IDP"].ukey_trust).parent)
         if state in ("user", "pending"):
             response = login(client, app, PHONE)
             assert response.status_code == 303, response.text
@@ -188,10 +195,28 @@ class World:
     def forget_csrf(self) -> None:
         self._csrf = None
 
+    # --- UKey -----------------------------------------------------------------------------------
+    def demo_pem(self) -> str:
+        return self.pki.sample("demo").pem_path.read_text(encoding="ascii")
+
+    def signed_challenge(self) -> Pairs:
+        """A fresh nonce from the real endpoint, signed with the demo UKey's key (RSA)."""
+        response = self.client.post("/login/ukey/challenge", data={"csrf_token": self.csrf()})
+        assert response.status_code == 200, response.text
+        nonce = response.json["nonce"]
+        key = serialization.load_pem_private_key(
+            self.pki.sample("demo").key_path.read_bytes(), password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        signature = key.sign(nonce.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return [("csrf_token", self.csrf()), ("interaction", ""), ("nonce", nonce),
+                ("certificate", self.demo_pem()), ("signature", b64(signature)),
+                ("format", "raw"), ("hash", "sha256")]
+
     def _account_row(self) -> dict[str, Any]:
         table = db.metadata.tables["account"]
         with db.engine.connect() as conn:
-            return dict(conn.execute(sa.select(table)).mappings().one())
+            return dict(conn.execute(sa.select(table).where(table.c.phone == PHONE))
+                        .mappings().one())
 
     def restore_account(self) -> None:
         """Undo a password change that a case legitimately let succeed."""
@@ -484,6 +509,28 @@ CASES: list[Case] = [
          lambda w: [("phone", SMS_PHONE), ("interaction", ""), ("csrf_token", w.csrf())],
          ("phone", "interaction", "csrf_token"),
          optional=frozenset({"interaction"}), opaque=frozenset({"interaction"})),
+    # --- UKey (S02, D02) --------------------------------------------------------------------------
+    Case("ukey-login", "POST", "/login/ukey", "page",
+         lambda w: [("csrf_token", w.csrf()), ("interaction", ""),
+                    ("H:X-SSL-Client-Cert", quote(w.demo_pem(), safe="")),
+                    ("E:REMOTE_ADDR", TEST_PROXY)],
+         ("csrf_token", "interaction", "H:X-SSL-Client-Cert"),
+         optional=frozenset({"interaction"}), opaque=frozenset({"interaction"}),
+         writes=frozenset({"account", "certificate"}), after_success=World.forget_csrf),
+    Case("ukey-login-rfc9440", "POST", "/login/ukey", "page",
+         lambda w: [("csrf_token", w.csrf()),
+                    ("H:Client-Cert", ":" + b64(w.pki.sample("demo").cert.public_bytes(
+                        serialization.Encoding.DER)) + ":"),
+                    ("E:REMOTE_ADDR", TEST_PROXY)],
+         ("H:Client-Cert",), writes=frozenset({"account", "certificate"}),
+         after_success=World.forget_csrf),
+    Case("ukey-challenge", "POST", "/login/ukey/challenge", "sms",
+         lambda w: [("csrf_token", w.csrf())], ("csrf_token",), accept_json=True),
+    Case("ukey-signed", "POST", "/login/ukey/signed", "page", World.signed_challenge,
+         ("csrf_token", "interaction", "nonce", "certificate", "signature", "format", "hash"),
+         optional=frozenset({"interaction", "format", "hash"}),
+         opaque=frozenset({"interaction"}),
+         writes=frozenset({"account", "certificate"}), after_success=World.forget_csrf),
     Case("sms-json", "POST", "/login/sms", "sms",
          lambda w: [("phone", SMS_PHONE), ("csrf_token", w.csrf())], ("phone", "csrf_token"),
          accept_json=True),
@@ -625,6 +672,7 @@ assert len(CASE_BY_ID) == len(CASES)
 # Every route of the app, with the methods it allows: checked against the URL map below.
 ROUTES: dict[str, set[str]] = {
     "/": {"GET"}, "/login": {"GET", "POST"}, "/login/sms": {"POST"},
+    "/login/ukey": {"POST"}, "/login/ukey/challenge": {"POST"}, "/login/ukey/signed": {"POST"},
     "/password/change": {"GET", "POST"}, "/authorize": {"GET", "POST"},
     "/authorize/resume/<uid>": {"GET"}, "/token": {"POST"}, "/revoke": {"POST"},
     "/introspect": {"POST"}, "/userinfo": {"GET", "POST"}, "/logout": {"GET", "POST"},
@@ -873,6 +921,8 @@ def send(world: World, case: Case, pairs: Pairs, **kwargs: Any) -> TestResponse:
             path = path.replace("{" + key[2:] + "}", quote(value, safe=""))
         elif key.startswith("H:"):
             environ["HTTP_" + key[2:].upper().replace("-", "_")] = wire(value)
+        elif key.startswith("E:"):  # the WSGI environ itself: which address the request is from
+            environ[key[2:]] = value
         else:
             params.append((key, value))
     headers = {"Accept": "application/json"} if case.accept_json else {}

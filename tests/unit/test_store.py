@@ -21,8 +21,7 @@ import sqlalchemy as sa
 
 from idp.db import utcnow
 from idp.extensions import db
-from idp.store import DatabaseStore, RedisStore, Store, get_store
-from idp.store import take_slot
+from idp.store import DatabaseStore, RedisStore, Store, get_store, take_slot
 from idp.store.database import StoreEntry
 from tests.conftest import REDIS_URL, make_app
 
