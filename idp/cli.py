@@ -244,6 +244,8 @@ def clients_group() -> None:
                                                   "private_key_jwt"]))
 @click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False),
               help="Public JWKS for private_key_jwt.")
+@click.option("--tls-client-certificate-bound-access-tokens", is_flag=True, default=None,
+              help="Bind access tokens to the client's TLS certificate (RFC 8705).")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret}.")
 @with_appcontext
 def clients_add(as_json: bool, jwks_file: str | None, **options: Any) -> None:

@@ -19,7 +19,8 @@ from idp.security import hash_client_secret, new_token
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 KNOWN_KEYS = {"client_id", "name", "redirect_uris", "public", "post_logout_redirect_uris",
               "backchannel_logout_uri", "initiate_login_uri", "platform", "grant_types",
-              "auth_method", "jwks", "secret", "id_token_signed_response_alg", "scope"}
+              "auth_method", "jwks", "secret", "id_token_signed_response_alg", "scope",
+              "tls_client_certificate_bound_access_tokens"}
 
 
 def check_uri(uri: Any, what: str) -> str:
@@ -51,6 +52,7 @@ class ClientSpec:
     secret: str | None = None
     id_token_signed_response_alg: str | None = None
     scope: str | None = None
+    tls_client_certificate_bound_access_tokens: bool = False  # RFC 8705 §3.4
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ClientSpec:
@@ -102,6 +104,8 @@ class ClientSpec:
                 raise ValueError(f"jwks: not a usable key set ({exc})") from None
         if self.secret is not None:
             hash_client_secret(self.secret)  # raises ValueError when too short
+        if not isinstance(self.tls_client_certificate_bound_access_tokens, bool):
+            raise ValueError("tls_client_certificate_bound_access_tokens: true or false")
         if self.id_token_signed_response_alg not in (None, "ES256", "RS256"):
             raise ValueError("id_token_signed_response_alg: ES256 or RS256")
 
@@ -116,6 +120,8 @@ class ClientSpec:
         client.token_endpoint_auth_method = self.auth_method
         client.jwks = self.jwks
         client.id_token_signed_response_alg = self.id_token_signed_response_alg
+        client.tls_client_certificate_bound_access_tokens = bool(
+            self.tls_client_certificate_bound_access_tokens)
         if self.scope:
             client.scope = self.scope
         if self.secret is not None and not (keep_secret and client.secret_hash):

@@ -85,6 +85,7 @@ def discovery() -> Response:
         "acr_values_supported": [ACR_PHONE, ACR_UKEY],
         "prompt_values_supported": ["none", "login"],
         "authorization_response_iss_parameter_supported": True,
+        "tls_client_certificate_bound_access_tokens": True,  # RFC 8705 §3.3
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

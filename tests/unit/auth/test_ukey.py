@@ -511,14 +511,9 @@ def test_d02_certificate_bound_access_tokens(app: Flask, client: FlaskClient,
     thumbprint of the TLS certificate it used at the token endpoint; introspection returns
     ``cnf``; userinfo accepts the token only with that certificate; without a certificate the
     token endpoint refuses."""
-    from idp.oidc.models import Client
-
     make_enterprise()
-    rp, secret = make_client()
-    rp_row = db.session.get(Client, rp.client_id)
-    assert rp_row is not None
-    rp_row.tls_client_certificate_bound_access_tokens = True
-    db.session.commit()
+    rp, secret = make_client(tls_client_certificate_bound_access_tokens=True)
+    assert rp.tls_client_certificate_bound_access_tokens is True
     rp_cert = pem(devca.issue("91310115MA1FL0D34W", "业务系统客户端", key="ec"))
     demo = pem(devca.sample("demo"))
     assert ukey_login(client, demo).status_code == 303

@@ -80,7 +80,8 @@ class LoopbackServer:
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        daemon=True)
 
     @property
     def port(self) -> int:
@@ -532,12 +533,12 @@ def test_trickling_crl_server_is_cut_off_at_the_timeout(pki: DevCA, tmp_path: Pa
                                                        server: LoopbackServer) -> None:
     """D02: ukey_revocation_timeout bounds one CRL download; a server trickling a byte at a
     time (each within the socket timeout) must not hold a login for longer."""
-    server.routes["/issuing.crl"] = Reply(body=b"0123456789ab", drip=0.25)  # 3 s in all
-    checker = validator(trust(tmp_path, pki, crl=server.url("/issuing.crl")), timeout=0.5)
+    server.routes["/issuing.crl"] = Reply(body=b"0123456789", drip=0.2)  # 2 s in all
+    checker = validator(trust(tmp_path, pki, crl=server.url("/issuing.crl")), timeout=0.4)
 
     started = time.monotonic()
     assert refusal(checker, issue(pki)) == "revocation_unknown"
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 1.3
 
 
 def test_crl_url_with_upper_case_scheme_is_fetched(pki: DevCA, tmp_path: Path,
@@ -724,7 +725,7 @@ def test_ocsp_down_falls_back_to_the_crl(pki: DevCA, tmp_path: Path, server: Loo
     pki.revoke(bad.serial_number)
     crl_file = snapshot_crl(pki, tmp_path / "issuing.crl")
     server.routes["/ocsp"] = {
-        "500": Reply(status=500), "timeout": Reply(delay=3.0),
+        "500": Reply(status=500), "timeout": Reply(delay=2.0),
         "not OCSP": Reply(body=b"<html>hello</html>", content_type="text/html"),
         "connection refused": Reply(),
     }[failure]
@@ -732,13 +733,13 @@ def test_ocsp_down_falls_back_to_the_crl(pki: DevCA, tmp_path: Path, server: Loo
     if failure == "connection refused":
         url = f"http://127.0.0.1:{free_port()}/ocsp"
 
-    checker = validator(trust(tmp_path, pki, ocsp_url=url, crl=crl_file), timeout=0.5)
+    checker = validator(trust(tmp_path, pki, ocsp_url=url, crl=crl_file), timeout=0.3)
     assert accepted(checker, good).revocation_checked is True
     assert refusal(checker, bad) == "revoked"
 
-    only_ocsp = validator(trust(tmp_path, pki, ocsp_url=url), timeout=0.5)
+    only_ocsp = validator(trust(tmp_path, pki, ocsp_url=url), timeout=0.3)
     assert refusal(only_ocsp, good) == "revocation_unknown"
-    open_ = validator(trust(tmp_path, pki, ocsp_url=url, failure="open"), timeout=0.5)
+    open_ = validator(trust(tmp_path, pki, ocsp_url=url, failure="open"), timeout=0.3)
     assert accepted(open_, good).revocation_checked is False
 
 
