@@ -41,7 +41,7 @@ test: $(STAMP) lint
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check idp tests
+	$(BIN)/ruff check idp relying_parties tests
 	$(BIN)/mypy
 
 ## make bench: the endpoint benchmark (needs wrk; see README).

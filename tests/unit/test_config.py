@@ -166,6 +166,17 @@ BAD_ENV: list[tuple[str, dict[str, str], str]] = [
     ("gateway-not-dotted", {"IDP_SMS_GATEWAY": "ConsoleSmsGateway"}, "sms_gateway"),
     ("argon2-memory-too-small", {"IDP_PASSWORD_MEMORY_COST": "16",
                                  "IDP_PASSWORD_PARALLELISM": "4"}, "password_memory_cost"),
+    # UKey / TLS (D02)
+    ("tls-cert-without-key", {"IDP_TLS_CERT": "server.pem"}, "tls_key"),
+    ("tls-key-without-cert", {"IDP_TLS_KEY": "server.key.pem"}, "tls_key"),
+    ("cert-header-not-a-name", {"IDP_CLIENT_CERT_HEADER": "X-Cert: evil"}, "client_cert_header"),
+    ("cert-header-empty", {"IDP_CLIENT_CERT_HEADER": ""}, "client_cert_header"),
+    ("clock-skew-negative", {"IDP_UKEY_CLOCK_SKEW": "-1"}, "ukey_clock_skew"),
+    ("clock-skew-too-large", {"IDP_UKEY_CLOCK_SKEW": "901"}, "ukey_clock_skew"),
+    ("challenge-ttl-zero", {"IDP_UKEY_CHALLENGE_TTL": "0"}, "ukey_challenge_ttl"),
+    ("revocation-timeout-zero", {"IDP_UKEY_REVOCATION_TIMEOUT": "0"},
+     "ukey_revocation_timeout"),
+    ("proxy-not-an-address", {"IDP_TRUSTED_PROXIES": "nginx.local"}, "trusted_proxies"),
 ]
 
 
@@ -247,3 +258,13 @@ def test_d10_console_command_reads_config_file_from_cwd(tmp_path):
     )
     assert result.returncode == 2, result.stderr
     assert "code_ttl" in result.stderr
+
+
+def test_d02_missing_trust_file_stops_create_app_naming_the_key(tmp_path):
+    """D02: ``ukey_trust`` naming a file that is not there stops start-up with the key named."""
+    from idp import create_app
+
+    with pytest.raises(ConfigError) as info:
+        create_app({"instance_path": str(tmp_path), "secret_key": "s" * 40,
+                    "ukey_trust": str(tmp_path / "nowhere.toml")})
+    assert "ukey_trust" in str(info.value) and "nowhere.toml" in str(info.value)
