@@ -8,15 +8,19 @@ the CA delegated with id-kp-OCSPSigning) and is fresh. When no trustworthy answe
 
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.error import URLError
+from urllib.parse import urlsplit
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
@@ -28,6 +32,9 @@ log = logging.getLogger(__name__)
 
 MAX_CRL_BYTES = 10 * 1024 * 1024
 MAX_OCSP_BYTES = 64 * 1024
+# RFC 6960 §3.2: thisUpdate must be "sufficiently recent". An answer without nextUpdate says
+# nothing about how long it holds, so it is believed only this long after thisUpdate.
+MAX_OCSP_AGE = timedelta(hours=1)
 
 
 class RevocationUnavailable(Exception):
@@ -99,12 +106,8 @@ class RevocationChecker:
         return crl
 
     def _read(self, location: str, limit: int) -> bytes:
-        if location.startswith(("http://", "https://")):
-            try:
-                with urllib.request.urlopen(location, timeout=self._timeout) as response:  # noqa: S310 — scheme checked at load
-                    data: bytes = response.read(limit + 1)
-            except (URLError, OSError, ValueError) as exc:
-                raise RevocationUnavailable(f"{location}: {exc}") from None
+        if urlsplit(location).scheme in {"http", "https"}:  # urlsplit lower-cases the scheme
+            data = self._download(urllib.request.Request(location), limit)  # noqa: S310 — scheme checked at load
         else:
             try:
                 with Path(location).open("rb") as fh:
@@ -114,6 +117,26 @@ class RevocationChecker:
         if len(data) > limit:
             raise RevocationUnavailable(f"{location}: larger than {limit} bytes")
         return data
+
+    def _download(self, request: urllib.request.Request, limit: int) -> bytes:
+        """At most ``limit + 1`` bytes, all within ``timeout`` seconds: the socket timeout alone
+        bounds each read, not a server trickling one byte at a time. Broken HTTP is no answer."""
+        deadline = time.monotonic() + self._timeout
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 — http(s) only
+                while size <= limit:
+                    if time.monotonic() > deadline:
+                        raise RevocationUnavailable(f"{request.full_url}: too slow")
+                    chunk: bytes = response.read1(min(64 * 1024, limit + 1 - size))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+        except (URLError, OSError, ValueError, http.client.HTTPException) as exc:
+            raise RevocationUnavailable(f"{request.full_url}: {exc}") from None
+        return b"".join(chunks)
 
     # --- OCSP (RFC 6960) -------------------------------------------------------------------
     @staticmethod
@@ -128,7 +151,7 @@ class RevocationChecker:
             if desc.access_method == AuthorityInformationAccessOID.OCSP and isinstance(
                     desc.access_location, x509.UniformResourceIdentifier):
                 url = desc.access_location.value
-                if url.startswith(("http://", "https://")):
+                if urlsplit(url).scheme in {"http", "https"}:
                     return url
         return ""
 
@@ -139,35 +162,37 @@ class RevocationChecker:
         body = request.public_bytes(serialization.Encoding.DER)
         http_request = urllib.request.Request(  # noqa: S310 — http(s) only, checked at load
             url, data=body, method="POST", headers={"Content-Type": "application/ocsp-request"})
-        try:
-            with urllib.request.urlopen(http_request, timeout=self._timeout) as response:  # noqa: S310
-                data: bytes = response.read(MAX_OCSP_BYTES + 1)
-        except (URLError, OSError, ValueError) as exc:
-            raise RevocationUnavailable(f"{url}: {exc}") from None
+        data = self._download(http_request, MAX_OCSP_BYTES)
+        if len(data) > MAX_OCSP_BYTES:
+            raise RevocationUnavailable(f"{url}: larger than {MAX_OCSP_BYTES} bytes")
         try:
             answer = ocsp.load_der_ocsp_response(data)
         except ValueError:
             raise RevocationUnavailable(f"{url}: not an OCSP response") from None
         if answer.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
             raise RevocationUnavailable(f"{url}: {answer.response_status.name}")
-        if answer.serial_number != cert.serial_number or (
-                answer.issuer_key_hash != request.issuer_key_hash):
+        # RFC 6960 allows more SingleResponses than were asked for: find the one about ours.
+        single = next((one for one in answer.responses
+                       if one.serial_number == cert.serial_number
+                       and one.issuer_key_hash == request.issuer_key_hash
+                       and one.issuer_name_hash == request.issuer_name_hash), None)
+        if single is None:
             raise RevocationUnavailable(f"{url}: answer is about another certificate")
         if not self._ocsp_signed(answer, ca, now):
             raise RevocationUnavailable(f"{url}: response not signed by {ca.name}")
-        if answer.this_update_utc > now + self._skew or (
-                answer.next_update_utc is not None and answer.next_update_utc + self._skew < now):
+        expires = single.next_update_utc or single.this_update_utc + MAX_OCSP_AGE
+        if single.this_update_utc > now + self._skew or expires + self._skew < now:
             raise RevocationUnavailable(f"{url}: response not fresh")
-        if answer.certificate_status == ocsp.OCSPCertStatus.GOOD:
+        if single.certificate_status == ocsp.OCSPCertStatus.GOOD:
             return False
-        if answer.certificate_status == ocsp.OCSPCertStatus.REVOKED:
+        if single.certificate_status == ocsp.OCSPCertStatus.REVOKED:
             return True
         raise RevocationUnavailable(f"{url}: status unknown")
 
     @staticmethod
     def _ocsp_signed(answer: ocsp.OCSPResponse, ca: TrustedCa, now: datetime) -> bool:
         """Signed by the CA itself, or by a responder certificate the CA issued for OCSP."""
-        from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+        from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
         candidates = [ca.certificate]
@@ -181,7 +206,10 @@ class RevocationChecker:
             if ExtendedKeyUsageOID.OCSP_SIGNING in eku and certificate_signed_by(
                     responder, ca.certificate):
                 candidates.append(responder)
-        algorithm = answer.signature_hash_algorithm
+        try:
+            algorithm = answer.signature_hash_algorithm
+        except UnsupportedAlgorithm:  # e.g. SM2-with-SM3, which cryptography cannot verify
+            return False
         if algorithm is None:
             return False
         for signer in candidates:
