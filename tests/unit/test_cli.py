@@ -201,20 +201,24 @@ def test_d05_init_refuses_invalid_toml(idp, tmp_path):
 
 
 def test_s17_init_demo_creates_the_demo_account(idp):
-    """S17: `idp init --demo` seeds the demo person (phone + password login, no forced change)
-    with one identity; running it again adds nothing."""
+    """S17/S08: `idp init --demo` seeds the demo person (phone + password login, no forced
+    change) with one identity, and the demo enterprise's UKey account with an enterprise_admin
+    identity on each platform; running it again adds nothing."""
     for _ in range(2):
         result = idp("init", "--demo")
         assert result.exit_code == 0, result.output
         assert DEMO_PHONE in result.stdout and DEMO_PASSWORD in result.stdout
     with _Checked(idp) as app:
-        accounts = db.session.scalars(sa.select(Account)).all()
-        assert [a.phone for a in accounts] == [DEMO_PHONE]
-        demo = accounts[0]
-        assert demo.kind == "person" and demo.must_change_password is False
+        accounts = db.session.scalars(sa.select(Account).order_by(Account.kind)).all()
+        assert [(a.kind, a.phone) for a in accounts] == [("person", DEMO_PHONE), ("ukey", None)]
+        demo, ukey = accounts
+        assert demo.must_change_password is False
         assert app.extensions["idp.passwords"].verify(demo.password_hash, DEMO_PASSWORD)
+        assert ukey.organisation_id is not None and ukey.password_hash is None
         identities = db.session.scalars(sa.select(Identity)).all()
-        assert [(i.account_id, i.platform) for i in identities] == [(demo.id, "repair_fund")]
+        assert sorted((i.account_id == demo.id, i.role, i.platform) for i in identities) == [
+            (False, "enterprise_admin", "repair_fund"), (False, "enterprise_admin", "supervision"),
+            (True, "operator", "repair_fund")]
 
 
 # --- clients add ---------------------------------------------------------------------------------
