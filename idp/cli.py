@@ -150,7 +150,7 @@ def _devca(directory: str) -> Any:
     return ca
 
 
-@certs_group.command("init")
+@certs_group.command("init", with_appcontext=False)
 @click.option("--dir", "directory", default=CERTS_DIR, show_default=True)
 def certs_init(directory: str) -> None:
     """Create the CAs, the localhost TLS certificate and the sample enterprise certificates
@@ -158,14 +158,18 @@ def certs_init(directory: str) -> None:
     from idp.pki.devca import DevCA
 
     ca = DevCA(directory)
-    for line in ca.init():
+    try:
+        made = ca.init()
+    except FileExistsError as exc:
+        _fail(str(exc))
+    for line in made:
         click.echo(f"created {line}")
     for ca_id in ("root", "issuing", "sm2-root", "untrusted"):
         ca.publish_crl(ca_id)
     click.echo(f"development PKI ready in {directory} (trust list {ca.trust_file})")
 
 
-@certs_group.command("issue")
+@certs_group.command("issue", with_appcontext=False)
 @click.option("--uscc", required=True, help="统一社会信用代码 to put in the certificate.")
 @click.option("--name", required=True, help="企业名称 (subject O and CN).")
 @click.option("--key", "key", type=click.Choice(["rsa", "ec", "sm2"]), default="rsa",
@@ -191,7 +195,7 @@ def certs_issue(uscc: str, name: str, key: str, days: int, oid: str, directory: 
         click.echo(f"{label}: {value}")
 
 
-@certs_group.command("revoke")
+@certs_group.command("revoke", with_appcontext=False)
 @click.argument("serial")
 @click.option("--dir", "directory", default=CERTS_DIR, show_default=True)
 def certs_revoke(serial: str, directory: str) -> None:

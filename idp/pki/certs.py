@@ -40,6 +40,7 @@ MESSAGES = {
     "revocation_unknown": "暂时无法确认证书是否已被吊销，请稍后重试。",
     "bad_signature": "证书签名验证失败，请重新登录。",
     "challenge_expired": "登录验证已过期，请刷新页面后重新登录。",
+    "critical_extension": "证书含有无法识别的关键扩展，不能用于登录。",
 }
 
 
@@ -90,7 +91,9 @@ def _load_der(der: bytes) -> x509.Certificate:
         # Touch the parts we rely on now, so a lazily-detected defect cannot surface later.
         cert.subject, cert.issuer, cert.extensions  # noqa: B018
         cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
-    except ValueError:
+    except (ValueError, x509.InvalidVersion, x509.DuplicateExtension,
+            x509.UnsupportedGeneralNameType):
+        # cryptography reports these three as plain Exception subclasses, not ValueError.
         raise CertificateError("malformed") from None
     return cert
 
@@ -124,25 +127,22 @@ class EnterpriseName:
     source: str  # the OID (or "serialNumber") the identifier was read from
 
 
-def _decode_string(der: bytes) -> str | None:
+def _decode_string(der: bytes, unwrap: bool = True) -> str | None:
     """The text of any ASN.1 string type (UTF8String, PrintableString, IA5String, BMPString,
-    TeletexString, UniversalString …), also when wrapped once in an OCTET STRING."""
+    TeletexString, UniversalString …), also when wrapped once in an OCTET STRING (raw UTF-8
+    there too). Contents that do not decode give None, never an exception, and nesting is not
+    followed further: the caller reports "bad_identifier"."""
     try:
         value = core.load(der, strict=True)
-    except (ValueError, TypeError):
+        if isinstance(value, core.OctetString) and unwrap:
+            raw: bytes = value.native
+            inner = _decode_string(raw, unwrap=False)
+            return inner if inner is not None else raw.decode("utf-8")
+        if isinstance(value, core.AbstractString):
+            text: str = value.native
+            return text
+    except (ValueError, TypeError):  # UnicodeDecodeError of a string type's contents included
         return None
-    if isinstance(value, core.OctetString):
-        inner = _decode_string(value.native)
-        if inner is not None:
-            return inner
-        raw: bytes = value.native
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    if isinstance(value, core.AbstractString):
-        text: str = value.native
-        return text
     return None
 
 

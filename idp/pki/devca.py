@@ -159,14 +159,21 @@ class DevCA:
         either nothing or everything (a half-made CA would be worse than none)."""
         if self.exists():
             return []
+        if self.dir.exists() and any(self.dir.iterdir()):
+            # Never delete or mix into what we did not make (an interrupted build of ours
+            # happens in the sibling directory below, never here).
+            raise FileExistsError(f"{self.dir} exists and is not a development CA: "
+                                  "give a new or empty directory")
         building = self.dir.with_name(f".{self.dir.name}.building-{os.getpid()}")
         shutil.rmtree(building, ignore_errors=True)
-        made = DevCA(building)._build()
-        if self.dir.exists() and (self.dir / "index.json").exists():
-            shutil.rmtree(self.dir)  # an earlier interrupted build of ours
-        elif self.dir.exists():
-            self.dir.rmdir()  # must be empty: never delete what we did not make
-        building.rename(self.dir)
+        try:
+            made = DevCA(building)._build()
+            if self.dir.exists():
+                self.dir.rmdir()  # empty, checked above
+            building.rename(self.dir)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
         return made
 
     def _build(self) -> list[str]:

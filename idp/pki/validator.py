@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from idp.pki.certs import (
+    IDENTIFIER_OIDS,
     CertificateError,
     EnterpriseName,
     enterprise_of,
@@ -92,6 +93,7 @@ class CertificateValidator:
         if is_ca or thumbprint(cert) in self._ca_prints:
             raise CertificateError("ca_certificate")
         path = self._path(cert)
+        self._check_critical_extensions(cert)
         self._check_times(cert, path, now)
         self._check_usage(cert)
         checked = self._check_revocation(cert, path, now)
@@ -149,6 +151,15 @@ class CertificateValidator:
             if not c.not_valid_before_utc - self._skew <= now <= c.not_valid_after_utc + self._skew:
                 log.warning("CA certificate %s is outside its validity period", ca.name)
                 raise CertificateError("untrusted")
+
+    @staticmethod
+    def _check_critical_extensions(cert: x509.Certificate) -> None:
+        """RFC 5280 §4.2: a certificate with a critical extension we do not understand must
+        be rejected; the identifier extensions we read are understood."""
+        for ext in cert.extensions:
+            if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension) and (
+                    ext.oid.dotted_string not in IDENTIFIER_OIDS):
+                raise CertificateError("critical_extension")
 
     # --- usage -----------------------------------------------------------------------------------
     @staticmethod
