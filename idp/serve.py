@@ -11,6 +11,7 @@ itself: OpenSSL offers no way to accept it and let the application explain.
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Any
 
@@ -62,14 +63,27 @@ class _Server(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
-def run(bind: str, workers: int) -> None:
+def run(bind: str, workers: int, threads: int = 4) -> None:
+    """Threaded workers with keep-alive: under TLS a browser's page and its form post share
+    one connection, so a UKey login costs one handshake, not one per request."""
     settings = load_settings()
     options: dict[str, Any] = {"bind": bind, "workers": workers, "accesslog": "-",
-                               "worker_class": "sync", "timeout": 30,
+                               "worker_class": "gthread", "threads": threads,
+                               "keepalive": 5, "timeout": 30,
                                # nginx-forwarded client certificates are long header values
                                "limit_request_field_size": 16384}
     if settings.tls_cert:
         tls_context(settings)  # fail here, with the file named, not in every worker
+        # gunicorn asks for the context on *every* connection; building one reads the key and
+        # the trust list each time (a third of a login's CPU). One per worker process instead.
+        contexts: dict[int, ssl.SSLContext] = {}
+
+        def context(_conf: Any, _factory: Any) -> ssl.SSLContext:
+            pid = os.getpid()
+            if pid not in contexts:
+                contexts[pid] = tls_context(settings)
+            return contexts[pid]
+
         options.update(certfile=settings.tls_cert, keyfile=settings.tls_key,
-                       ssl_context=lambda _conf, _factory: tls_context(settings))
+                       ssl_context=context)
     _Server(options).run()

@@ -10,8 +10,9 @@ server workers' CPU time per login (the issue's aim: ≥ 100 logins/s per core).
 One login is what a browser does: GET /login (CSRF token and session cookie), then POST
 /login/ukey, answered 303 to /. gunicorn's sync workers close the connection after each response,
 so each login costs two full handshakes, both with the client certificate (the server asks on
-every connection). Session resumption is off: no session is ever handed back to ``ssl`` and
-tickets are refused (``OP_NO_TICKET``); a resumed connection counts as an error. The clients are
+every connection). Session resumption is off: no session is ever handed back to ``ssl``, the
+client context sets ``OP_NO_TICKET``, and a connection that was resumed anyway counts as an
+error. The clients are
 separate processes (not threads: the GIL would cap the load) and share this machine's cores with
 the server; the CPU columns separate the two. With ``--postgres`` the run is repeated on a
 throw-away PostgreSQL database at 127.0.0.1:5432 (created and dropped here).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import multiprocessing as mp
+import os
 import re
 import secrets
 import shutil
@@ -33,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import quantiles
-from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -43,7 +45,7 @@ from tests.live import LiveServer  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-CLK_TCK = 100  # replaced by os.sysconf below; /proc/<pid>/stat counts in these ticks
+CLK_TCK = os.sysconf("SC_CLK_TCK")  # /proc/<pid>/stat and /proc/stat count in these
 
 
 @dataclass(frozen=True)
@@ -94,20 +96,17 @@ class FreshTLS(http.client.HTTPSConnection):
 
 
 def one_login(target: Target, context: ssl.SSLContext) -> None:
-    """GET /login, POST /login/ukey on two fresh connections; raises unless 303 to /."""
+    """GET /login, POST /login/ukey on one fresh connection (one full handshake, then
+    keep-alive, as a browser does); raises unless 303 to /."""
     conn = FreshTLS(target.host, target.port, context=context, timeout=30)
     try:
         conn.request("GET", "/login")
         page = conn.getresponse()
         html = page.read().decode("utf-8")
         cookie = page.getheader("Set-Cookie", "").split(";", 1)[0]
-    finally:
-        conn.close()
-    match = CSRF.search(html)
-    if page.status != 200 or match is None or not cookie:
-        raise RuntimeError(f"GET /login: {page.status}, csrf={bool(match)}, cookie={cookie!r}")
-    conn = FreshTLS(target.host, target.port, context=context, timeout=30)
-    try:
+        match = CSRF.search(html)
+        if page.status != 200 or match is None or not cookie:
+            raise RuntimeError(f"GET /login: {page.status}, csrf={bool(match)}, cookie={cookie!r}")
         conn.request("POST", "/login/ukey", body=f"csrf_token={match.group(1)}&interaction=",
                      headers={"Cookie": cookie,
                               "Content-Type": "application/x-www-form-urlencoded"})
@@ -116,7 +115,7 @@ def one_login(target: Target, context: ssl.SSLContext) -> None:
     finally:
         conn.close()
     location = answer.getheader("Location", "")
-    if answer.status != 303 or location.rstrip("/").rsplit(":", 1)[-1].split("/", 1)[-1]:
+    if answer.status != 303 or urlsplit(location).path != "/":
         raise RuntimeError(f"POST /login/ukey: {answer.status} to {location!r}")
 
 
@@ -179,33 +178,56 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLK_TCK
 
 
-def run(kind: str, target: Target, server: LiveServer, clients: int,
-        duration: float) -> dict[str, float]:
+def machine_busy_seconds() -> float:
+    """Busy CPU time of the whole machine (every core, every process: server, clients, the
+    database server, anything else running), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+@dataclass(frozen=True)
+class Result:
+    ok: int
+    errors: int
+    duration: float
+    p50: float
+    p99: float
+    server_cpu: float  # the gunicorn workers' CPU seconds
+    client_cpu: float
+    machine_cpu: float
+    first_error: str
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.duration
+
+    @property
+    def per_server_core(self) -> float:
+        """Completed per CPU-second of the workers: the issue's "per core" figure."""
+        return self.ok / self.server_cpu if self.server_cpu else 0.0
+
+
+def run(kind: str, target: Target, server: LiveServer, clients: int, duration: float) -> Result:
     assert server.process is not None
     pids = worker_pids(server.process.pid)
     start = time.time() + 0.5  # every client process is up before the clock starts
     stop = start + duration
     with mp.get_context("fork").Pool(clients) as pool:
-        cpu_before = cpu_seconds(pids)
+        cpu_before, busy_before = cpu_seconds(pids), machine_busy_seconds()
         results = pool.map(_client_star, [(kind, target, start, stop)] * clients)
-        cpu_after = cpu_seconds(pids)
+        cpu_after, busy_after = cpu_seconds(pids), machine_busy_seconds()
     total = Tally(latencies=[])
     for result in results:
         total.merge(result)
     latencies = sorted(total.latencies or [0.0])
     cuts = quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
-    server_cpu = cpu_after - cpu_before
-    return {
-        "ok": total.ok, "errors": total.errors, "rate": total.ok / duration,
-        "p50": cuts[49], "p99": cuts[98], "server_cpu": server_cpu,
-        "client_cpu": total.cpu,
-        "per_core": total.ok / server_cpu if server_cpu else 0.0,
-        "first_error": total.first_error,  # type: ignore[dict-item]
-    }
+    return Result(ok=total.ok, errors=total.errors, duration=duration, p50=cuts[49],
+                  p99=cuts[98], server_cpu=cpu_after - cpu_before, client_cpu=total.cpu,
+                  machine_cpu=busy_after - busy_before, first_error=total.first_error)
 
 
-def run_backend(backend: str, args: argparse.Namespace, pki: DevCA) -> list[tuple[str, dict[
-        str, float]]]:
+def run_backend(backend: str, args: argparse.Namespace, pki: DevCA) -> list[tuple[str, Result]]:
     import psycopg
 
     workdir = Path(tempfile.mkdtemp(prefix=f"idp-bench-ukey-{backend}-"))
@@ -229,9 +251,9 @@ def run_backend(backend: str, args: argparse.Namespace, pki: DevCA) -> list[tupl
             run(kind, target, server, args.clients, 2)  # warm-up: imports, CRL cache, pools
             result = run(kind, target, server, args.clients, args.duration)
             results.append((label, result))
-            print(f"  {backend:<10} {label:<20} {result['rate']:>7.1f}/s "
-                  f"({result['errors']} errors{', first: ' + str(result['first_error'])
-                                              if result['errors'] else ''})", flush=True)
+            first = f", first: {result.first_error}" if result.errors else ""
+            print(f"  {backend:<10} {label:<20} {result.rate:>7.1f}/s "
+                  f"({result.errors} errors{first})", flush=True)
     finally:
         server.stop()
         if pg_name:
@@ -241,38 +263,56 @@ def run_backend(backend: str, args: argparse.Namespace, pki: DevCA) -> list[tupl
     return results
 
 
-def main() -> None:
-    global CLK_TCK
-    import os
+def key_kind(pem: Path) -> str:
+    """"EC P-256", "RSA-2048", … of a certificate's public key, for the table's caption."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-    CLK_TCK = os.sysconf("SC_CLK_TCK")
+    key = x509.load_pem_x509_certificate(pem.read_bytes()).public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA-{key.key_size}"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"EC {key.curve.name}"
+    return type(key).__name__
+
+
+def print_table(args: argparse.Namespace, pki: DevCA,
+                table: list[tuple[str, str, Result]]) -> None:
+    print()
+    print(f"idp serve: {args.workers} gthread workers (4 threads, keep-alive), TLS 1.3, server key "
+          f"{key_kind(pki.server_cert)}, client key {key_kind(pki.sample('demo').pem_path)}; "
+          f"{args.clients} client processes; {args.duration:g} s per run; all on this machine's "
+          f"{os.cpu_count()} cores.")
+    print("A login = GET /login + POST /login/ukey → 303 = 2 full handshakes. 'per core' = "
+          "completed per CPU-second of the gunicorn workers; 'machine' = busy CPU-seconds of "
+          "all processes (clients and database server included).")
+    print(f"| {'backend':<10} | {'what':<18} | {'per s':>6} | {'p50 ms':>6} | {'p99 ms':>6} "
+          f"| {'errors':>6} | {'workers CPU s':>13} | {'clients CPU s':>13} "
+          f"| {'machine CPU s':>13} | {'per core':>8} |")
+    print("|" + "|".join("-" * (w + 2) for w in (10, 18, 6, 6, 6, 6, 13, 13, 13, 8)) + "|")
+    for backend, label, r in table:
+        print(f"| {backend:<10} | {label:<18} | {r.rate:>6.1f} | {r.p50:>6.1f} | {r.p99:>6.1f} "
+              f"| {r.errors:>6} | {r.server_cpu:>13.2f} | {r.client_cpu:>13.2f} "
+              f"| {r.machine_cpu:>13.2f} | {r.per_server_core:>8.1f} |")
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--clients", type=int, default=4, help="concurrent client processes")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--postgres", action="store_true", help="also run on PostgreSQL")
     args = parser.parse_args()
     pki = DevCA(Path(tempfile.mkdtemp(prefix="idp-bench-pki-")) / "dev")
     pki.init()
-    table: list[tuple[str, str, dict[str, Any]]] = []
+    table: list[tuple[str, str, Result]] = []
     try:
         for backend in ["sqlite", "postgresql"] if args.postgres else ["sqlite"]:
             for label, result in run_backend(backend, args, pki):
                 table.append((backend, label, result))
+        print_table(args, pki, table)
     finally:
         shutil.rmtree(pki.dir.parent, ignore_errors=True)
-    print()
-    print(f"idp serve: {args.workers} sync workers, TLS 1.3, RSA-2048 server and client keys; "
-          f"{args.clients} client processes, {args.duration:g} s per run, all on this machine's "
-          f"{os.cpu_count()} cores. A login = GET /login + POST /login/ukey = 2 full handshakes.")
-    print(f"| {'backend':<10} | {'what':<20} | {'per s':>7} | {'p50 ms':>7} | {'p99 ms':>7} "
-          f"| {'errors':>6} | {'server CPU s':>12} | {'client CPU s':>12} | {'per server core-s':>17} |")
-    print(f"|{'-' * 12}|{'-' * 22}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 8}|{'-' * 14}|{'-' * 14}"
-          f"|{'-' * 19}|")
-    for backend, label, r in table:
-        print(f"| {backend:<10} | {label:<20} | {r['rate']:>7.1f} | {r['p50']:>7.2f} "
-              f"| {r['p99']:>7.2f} | {int(r['errors']):>6} | {r['server_cpu']:>12.2f} "
-              f"| {r['client_cpu']:>12.2f} | {r['per_core']:>17.1f} |")
 
 
 if __name__ == "__main__":
