@@ -1,11 +1,13 @@
-"""Login pages: phone + password + SMS code (S17), first-login and self-service password change
-(T05), and the signed-in home page. Thin views over ``idp.auth.phone``."""
+"""Login pages: phone + password + SMS code (S17), UKey (S02), first-login and self-service
+password change (T05), and the signed-in home page. Thin views over ``idp.auth.phone`` and
+``idp.auth.ukey``."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from cryptography import x509
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session
 from flask.typing import ResponseReturnValue
 
@@ -153,15 +155,7 @@ def ukey_login() -> ResponseReturnValue:
     if der is None:
         ukey.record_refusal("missing", transport)
         return _render_ukey(uid, 401, missing=True)
-    try:
-        outcome = ukey.login_with_certificate(der, transport)
-    except CertificateError as exc:
-        return _render_ukey(uid, 403, error=exc.message)
-    except ukey.CertificateLoginRefused as exc:
-        return _render_ukey(uid, 403, error=exc.message)
-    except ServiceUnavailable as exc:
-        return _render_ukey(uid, 503, error=exc.message)
-    return _after_ukey(outcome, transport, uid)
+    return _login_with(der, transport, uid)
 
 
 @bp.post("/login/ukey/challenge")
@@ -206,15 +200,18 @@ def ukey_signed() -> ResponseReturnValue:
     except CertificateError as exc:
         ukey.record_refusal(exc.reason, "challenge")
         return _render_ukey(uid, 400 if exc.reason != "missing" else 401, error=exc.message)
+    return _login_with(cert, "challenge", uid)
+
+
+def _login_with(data: bytes | x509.Certificate, transport: str, uid: str) -> ResponseReturnValue:
+    """Judge the certificate and log in, or show the refusal beside the UKey tab."""
     try:
-        outcome = ukey.login_with_certificate(cert, "challenge")
-    except CertificateError as exc:
-        return _render_ukey(uid, 403, error=exc.message)
-    except ukey.CertificateLoginRefused as exc:
+        outcome = ukey.login_with_certificate(data, transport)
+    except (CertificateError, ukey.CertificateLoginRefused) as exc:
         return _render_ukey(uid, 403, error=exc.message)
     except ServiceUnavailable as exc:
         return _render_ukey(uid, 503, error=exc.message)
-    return _after_ukey(outcome, "challenge", uid)
+    return _after_ukey(outcome, transport, uid)
 
 
 def _after_ukey(outcome: ukey.UkeyOutcome, transport: str, uid: str) -> ResponseReturnValue:
