@@ -70,6 +70,9 @@ def run(bind: str, workers: int, threads: int = 4) -> None:
     options: dict[str, Any] = {"bind": bind, "workers": workers, "accesslog": "-",
                                "worker_class": "gthread", "threads": threads,
                                "keepalive": 5, "timeout": 30,
+                               # gunicorn ≥ 23 opens ~/.gunicorn/gunicorn.ctl by default: two
+                               # servers on one machine would share it. We do not use it.
+                               "control_socket_disable": True,
                                # nginx-forwarded client certificates are long header values
                                "limit_request_field_size": 16384}
     if settings.tls_cert:

@@ -104,6 +104,7 @@ class LiveServer:
             command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
                        "--workers", str(self.workers), "--worker-class", self.worker_class,
                        "--threads", str(self.threads), "--backlog", "2048", "--keep-alive", "5",
+                       "--no-control-socket",
                        "idp.wsgi:app"]
         self.process = subprocess.Popen(command, env=self.env(), cwd=self.workdir, stdout=log,
                                         stderr=subprocess.STDOUT)

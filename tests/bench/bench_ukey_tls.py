@@ -8,11 +8,11 @@ server workers' CPU time per login (the issue's aim: ≥ 100 logins/s per core).
         [--workers 2] [--postgres]
 
 One login is what a browser does: GET /login (CSRF token and session cookie), then POST
-/login/ukey, answered 303 to /. gunicorn's sync workers close the connection after each response,
-so each login costs two full handshakes, both with the client certificate (the server asks on
-every connection). Session resumption is off: no session is ever handed back to ``ssl``, the
-client context sets ``OP_NO_TICKET``, and a connection that was resumed anyway counts as an
-error. The clients are
+/login/ukey on the same kept-alive connection, answered 303 to /; the connection is new, with a
+full handshake presenting the client certificate. Handshakes are counted (column "hs/op"): a
+server that closed the connection after GET would make http.client reconnect, and it shows there
+as 2. Session resumption is off: no session is ever handed back to ``ssl``, the client context
+sets ``OP_NO_TICKET``, and a connection that was resumed anyway counts as an error. The clients are
 separate processes (not threads: the GIL would cap the load) and share this machine's cores with
 the server; the CPU columns separate the two. With ``--postgres`` the run is repeated on a
 throw-away PostgreSQL database at 127.0.0.1:5432 (created and dropped here).
@@ -65,6 +65,7 @@ class Tally:
     errors: int = 0
     latencies: list[float] | None = None
     cpu: float = 0.0
+    handshakes: int = 0
     first_error: str = ""
 
     def merge(self, other: Tally) -> None:
@@ -72,6 +73,7 @@ class Tally:
         self.errors += other.errors
         self.latencies = (self.latencies or []) + (other.latencies or [])
         self.cpu += other.cpu
+        self.handshakes += other.handshakes
         self.first_error = self.first_error or other.first_error
 
 
@@ -85,11 +87,15 @@ def client_context(target: Target) -> ssl.SSLContext:
     return context
 
 
+HANDSHAKES = [0]  # full handshakes done by this client process
+
+
 class FreshTLS(http.client.HTTPSConnection):
-    """An HTTPS connection that refuses to have been resumed."""
+    """An HTTPS connection that refuses to have been resumed, and counts its handshakes."""
 
     def connect(self) -> None:
         super().connect()
+        HANDSHAKES[0] += 1
         assert isinstance(self.sock, ssl.SSLSocket)
         if self.sock.session_reused:
             raise ssl.SSLError("TLS session was resumed; the benchmark wants full handshakes")
@@ -127,6 +133,7 @@ def one_handshake(target: Target, context: ssl.SSLContext) -> None:
     also verified the certificate before the next connection is counted."""
     with socket.create_connection((target.host, target.port), timeout=30) as raw:
         tls = context.wrap_socket(raw, server_hostname=target.host)
+        HANDSHAKES[0] += 1
         if tls.session_reused:
             raise ssl.SSLError("TLS session was resumed")
         try:
@@ -142,7 +149,7 @@ def client(kind: str, target: Target, start: float, stop: float) -> Tally:
     tally = Tally(latencies=[])
     assert tally.latencies is not None
     time.sleep(max(0.0, start - time.time()))
-    cpu0 = time.process_time()
+    cpu0, handshakes0 = time.process_time(), HANDSHAKES[0]
     while time.time() < stop:
         began = time.perf_counter()
         try:
@@ -154,6 +161,7 @@ def client(kind: str, target: Target, start: float, stop: float) -> Tally:
         tally.latencies.append((time.perf_counter() - began) * 1000)
         tally.ok += 1
     tally.cpu = time.process_time() - cpu0
+    tally.handshakes = HANDSHAKES[0] - handshakes0
     return tally
 
 
@@ -196,11 +204,16 @@ class Result:
     server_cpu: float  # the gunicorn workers' CPU seconds
     client_cpu: float
     machine_cpu: float
+    handshakes: int
     first_error: str
 
     @property
     def rate(self) -> float:
         return self.ok / self.duration
+
+    @property
+    def handshakes_per_op(self) -> float:
+        return self.handshakes / (self.ok + self.errors) if self.ok + self.errors else 0.0
 
     @property
     def per_server_core(self) -> float:
@@ -224,7 +237,8 @@ def run(kind: str, target: Target, server: LiveServer, clients: int, duration: f
     cuts = quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
     return Result(ok=total.ok, errors=total.errors, duration=duration, p50=cuts[49],
                   p99=cuts[98], server_cpu=cpu_after - cpu_before, client_cpu=total.cpu,
-                  machine_cpu=busy_after - busy_before, first_error=total.first_error)
+                  machine_cpu=busy_after - busy_before, handshakes=total.handshakes,
+                  first_error=total.first_error)
 
 
 def run_backend(backend: str, args: argparse.Namespace, pki: DevCA) -> list[tuple[str, Result]]:
@@ -279,21 +293,22 @@ def key_kind(pem: Path) -> str:
 def print_table(args: argparse.Namespace, pki: DevCA,
                 table: list[tuple[str, str, Result]]) -> None:
     print()
-    print(f"idp serve: {args.workers} gthread workers (4 threads, keep-alive), TLS 1.3, server key "
+    print(f"idp serve: {args.workers} workers as `idp serve` configures them, TLS 1.3, server key "
           f"{key_kind(pki.server_cert)}, client key {key_kind(pki.sample('demo').pem_path)}; "
           f"{args.clients} client processes; {args.duration:g} s per run; all on this machine's "
           f"{os.cpu_count()} cores.")
-    print("A login = GET /login + POST /login/ukey → 303 = 2 full handshakes. 'per core' = "
-          "completed per CPU-second of the gunicorn workers; 'machine' = busy CPU-seconds of "
-          "all processes (clients and database server included).")
+    print("A login = GET /login + POST /login/ukey → 303 on a new connection. 'hs/op' = full "
+          "handshakes per login; 'per core' = completed per CPU-second of the gunicorn workers; "
+          "'machine' = busy CPU-seconds of all processes (clients and database server included).")
+    widths = (10, 18, 6, 6, 6, 6, 5, 13, 13, 13, 8)
     print(f"| {'backend':<10} | {'what':<18} | {'per s':>6} | {'p50 ms':>6} | {'p99 ms':>6} "
-          f"| {'errors':>6} | {'workers CPU s':>13} | {'clients CPU s':>13} "
+          f"| {'errors':>6} | {'hs/op':>5} | {'workers CPU s':>13} | {'clients CPU s':>13} "
           f"| {'machine CPU s':>13} | {'per core':>8} |")
-    print("|" + "|".join("-" * (w + 2) for w in (10, 18, 6, 6, 6, 6, 13, 13, 13, 8)) + "|")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for backend, label, r in table:
         print(f"| {backend:<10} | {label:<18} | {r.rate:>6.1f} | {r.p50:>6.1f} | {r.p99:>6.1f} "
-              f"| {r.errors:>6} | {r.server_cpu:>13.2f} | {r.client_cpu:>13.2f} "
-              f"| {r.machine_cpu:>13.2f} | {r.per_server_core:>8.1f} |")
+              f"| {r.errors:>6} | {r.handshakes_per_op:>5.2f} | {r.server_cpu:>13.2f} "
+              f"| {r.client_cpu:>13.2f} | {r.machine_cpu:>13.2f} | {r.per_server_core:>8.1f} |")
 
 
 def main() -> None:
