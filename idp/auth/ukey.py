@@ -22,8 +22,8 @@ from idp.db import utcnow
 from idp.errors import ServiceUnavailable
 from idp.extensions import db
 from idp.orgs.models import Organisation
-from idp.pki.certs import CertificateError, load_certificate, thumbprint, x5t_s256
-from idp.pki.transport import ENV_CERT, ENV_CERT_MALFORMED, ENV_CERT_SOURCE
+from idp.pki.certs import CertificateError, load_certificate, thumbprint
+from idp.pki.transport import ENV_CERT, ENV_CERT_MALFORMED, ENV_CERT_SOURCE, presented_x5t
 from idp.pki.validator import CertificateValidator, ValidatedCertificate
 from idp.security import equal
 
@@ -79,8 +79,7 @@ def login_with_certificate(data: bytes | x509.Certificate, transport: str) -> Uk
     if org is not None:
         account = db.session.scalar(sa.select(Account).where(
             Account.organisation_id == org.id, Account.kind == "ukey"))
-    facts: dict[str, Any] = {"transport": transport, "x5t": validated.thumbprint,
-             "serial": validated.serial_hex, "ca": validated.issuer_name,
+    facts = {**detail, "ca": validated.issuer_name,
              "uscc": validated.enterprise.uscc or validated.enterprise.org_code,
              "revocation_checked": validated.revocation_checked}
     if account is None:
@@ -145,19 +144,23 @@ def bind_session(validated: ValidatedCertificate, transport: str) -> None:
     session[SESSION_X5T_TRANSPORT] = transport
 
 
-def certificate_still_present() -> bool:
-    """False when the UKey that logged this session in has been pulled out or swapped: the
-    connection now carries another certificate, or none although the login was over TLS.
+def certificate_still_present(account_id: str) -> bool:
+    """False (and audited) when the UKey that logged this session in has been pulled out or
+    swapped: the connection now carries another certificate, or none although the login was
+    over TLS; the caller then asks for a new login.
 
     A session begun by a signed challenge has no certificate on its connections; only a
-    *different* one counts against it."""
+    *different* one counts against it. Sessions of phone logins have no x5t: always True."""
     expected = session.get(SESSION_X5T)
     if not expected:
         return True
-    try:
-        der = connection_certificate()
-    except CertificateError:
-        return False
-    if der is None:
-        return session.get(SESSION_X5T_TRANSPORT) == "challenge"
-    return equal(x5t_s256(der), str(expected))
+    if request.environ.get(ENV_CERT_MALFORMED):
+        still = False
+    else:
+        presented = presented_x5t(request.environ)
+        still = (session.get(SESSION_X5T_TRANSPORT) == "challenge" if presented is None
+                 else equal(presented, str(expected)))
+    if not still:
+        audit.record("sso.certificate_changed", account_id=account_id)
+        db.session.commit()
+    return still

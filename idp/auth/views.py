@@ -178,7 +178,8 @@ def ukey_challenge() -> ResponseReturnValue:
 @bp.post("/login/ukey/signed")
 def ukey_signed() -> ResponseReturnValue:
     """The signed challenge posted by the page for the client tool: nonce, certificate and
-    signature (raw or PKCS#7). The nonce is used up whatever the outcome."""
+    signature (raw or PKCS#7). Once the form is well-formed, the nonce is used up whatever the
+    outcome: a wrong signature cannot be retried with the same nonce."""
     settings = current_app.config["IDP"]
     form = SignedChallengeForm()
     uid = form.interaction.data or ""

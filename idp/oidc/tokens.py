@@ -22,8 +22,7 @@ from idp import audit
 from idp.db import table_of, utcnow
 from idp.extensions import db
 from idp.oidc.models import AuthorizationCode, Client, Token
-from idp.pki.certs import x5t_s256
-from idp.pki.transport import ENV_CERT
+from idp.pki.transport import presented_x5t
 from idp.security import equal, token_hash
 
 # A Core INSERT with its values passed as parameters: compiled once, and no ORM bulk machinery.
@@ -123,11 +122,10 @@ def consume_refresh_token(row: Token) -> bool:
 def bound_certificate(parent: Token | None) -> str:
     """RFC 8705 §3: the x5t#S256 of the client certificate on this token request. A refresh
     must come with the certificate the refreshed token was bound to (§4)."""
-    der = flask_request.environ.get(ENV_CERT)
-    if der is None:
+    x5t = presented_x5t(flask_request.environ)
+    if x5t is None:
         raise InvalidRequestError(
             "This client gets certificate-bound access tokens: present its TLS certificate.")
-    x5t = x5t_s256(der)
     if parent is not None and parent.cnf_x5t and not equal(parent.cnf_x5t, x5t):
         raise InvalidGrantError("The refresh token is bound to another certificate.")
     return x5t

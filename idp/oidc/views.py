@@ -23,7 +23,6 @@ from flask import session as web_session
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from idp import audit
 from idp.accounts.models import Account
 from idp.auth import interactions
 from idp.auth.sso import auth_context, current_account, pending_password_change
@@ -34,8 +33,7 @@ from idp.oidc.claims import ACR_PHONE, ACR_UKEY, CLAIMS_SUPPORTED, pick_identity
 from idp.oidc.keys import ALGORITHMS, KeyRing
 from idp.oidc.models import AUTH_METHODS, GRANT_TYPES, SCOPES, Client
 from idp.oidc.server import ALL_AUTH, SECRET_AUTH, IdpRequest, get_server, max_age_of
-from idp.pki.certs import x5t_s256
-from idp.pki.transport import ENV_CERT
+from idp.pki.transport import presented_x5t
 from idp.security import equal
 
 # The protocol endpoints are exempt from the form CSRF check as a blueprint: /token, /revoke,
@@ -129,16 +127,6 @@ def _as_get(endpoint: str, form: MultiDict[str, str]) -> ResponseReturnValue:
     return redirect(url_for(endpoint) + ("?" + query if query else ""), code=303)
 
 
-def ukey_still_present(account: Account | None) -> bool:
-    """A UKey session holds only while the same certificate is presented (issue 3): pulled
-    out or swapped, the user authenticates again. Audited once per such request."""
-    if account is None or certificate_still_present():
-        return True
-    audit.record("sso.certificate_changed", account_id=account.id)
-    db.session.commit()
-    return False
-
-
 def run_authorization(params: MultiDict[str, str], started_at: float) -> ResponseReturnValue:
     """Validate through the grant, then either send the user to log in or issue the code."""
     server = get_server()
@@ -159,7 +147,7 @@ def run_authorization(params: MultiDict[str, str], started_at: float) -> Respons
             account is None
             or ("login" in prompts and auth_time < started_at)
             or (isinstance(max_age, int) and auth_time < started_at - max_age)
-            or not ukey_still_present(account)
+            or not certificate_still_present(account.id)
         )
         if need_login and "none" in prompts:
             raise LoginRequiredError(redirect_uri=grant.redirect_uri)
@@ -244,8 +232,8 @@ def _bearer_token() -> str | None:
 
 
 def _presents_bound_certificate(x5t: str) -> bool:
-    der = request.environ.get(ENV_CERT)
-    return der is not None and equal(x5t_s256(der), x5t)
+    presented = presented_x5t(request.environ)
+    return presented is not None and equal(presented, x5t)
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])

@@ -69,9 +69,9 @@ def load_certificates(data: bytes | str) -> list[x509.Certificate]:
                 raise CertificateError("malformed")
             return [_load_der(base64.b64decode(b, validate=False)) for b in blocks]
         return [_load_der(raw)]
-    except (ValueError, TypeError) as exc:
-        if isinstance(exc, CertificateError):
-            raise
+    except CertificateError:
+        raise
+    except (ValueError, TypeError):  # base64 of the PEM body
         raise CertificateError("malformed") from None
 
 

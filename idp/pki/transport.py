@@ -22,7 +22,7 @@ import ssl
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from idp.pki.certs import MAX_CERT_BYTES
+from idp.pki.certs import MAX_CERT_BYTES, x5t_s256
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,13 @@ ENV_CERT_MALFORMED = "idp.client_cert_malformed"  # a source carried something u
 
 RFC9440_HEADERS = ("HTTP_CLIENT_CERT", "HTTP_CLIENT_CERT_CHAIN")
 _EMPTY = {"", "-", "NONE", "(null)"}
+
+
+def presented_x5t(environ: dict[str, Any]) -> str | None:
+    """x5t#S256 of the certificate this request's connection presented (after the middleware
+    ran), or None. What RFC 8705 binding and the UKey session check compare against."""
+    der = environ.get(ENV_CERT)
+    return x5t_s256(der) if der else None
 
 
 def _environ_key(header: str) -> str:
