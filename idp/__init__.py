@@ -34,11 +34,14 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from idp.auth.password import Passwords
     from idp.auth.session import StoreSessionInterface
     from idp.auth.sms import SmsCodes
+    from idp.console import centre
     from idp.extensions import csrf, db, migrate
     from idp.gateways import load_service
     from idp.oidc import server as oidc_server
     from idp.oidc import views as oidc_views
     from idp.pki.transport import ClientCertificates
+    from idp.registration import committee_views, legacy_views
+    from idp.registration import views as registration_views
     from idp.store import create_store
 
     settings = config if isinstance(config, Settings) else load_settings(config)
@@ -100,6 +103,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     csrf.exempt(oidc_views.bp)
     app.register_blueprint(oidc_views.bp)
     app.register_blueprint(auth_views.bp)
+    app.register_blueprint(registration_views.bp)
+    app.register_blueprint(legacy_views.bp)
+    app.register_blueprint(committee_views.bp)
+    app.register_blueprint(centre.bp)
     web.init_app(app)
     # Outermost, so that it sees the TCP peer before TrustedProxies rewrites it.
     app.wsgi_app = ClientCertificates(  # type: ignore[method-assign]

@@ -110,7 +110,8 @@ def seed_demo() -> str:
 
     org = db.session.scalar(sa.select(Organisation).where(Organisation.uscc == DEMO_USCC))
     if org is None:
-        org = Organisation(type="enterprise", name="演示物业服务有限公司", uscc=DEMO_USCC)
+        org = Organisation(type="enterprise", name="演示物业服务有限公司", uscc=DEMO_USCC,
+                           org_code=DEMO_USCC[8:17], district="310115")
         db.session.add(org)
         db.session.flush()
     account = db.session.scalar(sa.select(Account).where(Account.phone == DEMO_PHONE))

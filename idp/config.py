@@ -20,6 +20,8 @@ from typing import Any, get_type_hints
 from urllib.parse import urlsplit
 
 ENV_PREFIX = "IDP_"
+REVIEW_PLATFORMS = ("repair_fund", "supervision")
+REVIEW_KINDS = ("enterprise", "enterprise_unqualified", "committee")
 
 
 class ConfigError(ValueError):
@@ -92,6 +94,15 @@ class Settings:
     ukey_revocation_timeout: float = 5.0  # seconds for one CRL download or OCSP request
     ukey_challenge_ttl: int = 120  # seconds a signed-challenge nonce lives
     ukey_client_tool_url: str = "https://www.sheca.com/"  # where 「客户端工具」 (协卡助手) is got
+
+    # --- registration and review (T02) ---------------------------------------------------------
+    # "<platform>:<kind>" pairs whose registrations the district centre reviews before anything
+    # becomes usable; every other registration is immediate (Shanghai: S06). Kinds: enterprise,
+    # enterprise_unqualified (原来是否有资质证书 = 否), committee. Committee changes and
+    # associations (T04, T08) are always reviewed.
+    review_required: tuple[str, ...] = (
+        "supervision:enterprise_unqualified", "repair_fund:committee", "supervision:committee")
+    legacy_bind_max_tries: int = 5  # wrong OTP codes or keys before binding is locked
 
     # --- embedded TLS (`idp serve`) ------------------------------------------------------------
     tls_cert: str = ""  # PEM chain; with tls_key, `idp serve` speaks HTTPS itself
@@ -196,11 +207,16 @@ def _validated(settings: Settings) -> Settings:
         "password_time_cost", "password_memory_cost", "password_parallelism",
         "lockout_threshold", "lockout_seconds", "session_idle_seconds", "session_max_seconds",
         "code_ttl", "access_token_ttl", "id_token_ttl", "refresh_token_ttl", "max_content_length",
-        "ukey_challenge_ttl", "ukey_revocation_timeout",
+        "ukey_challenge_ttl", "ukey_revocation_timeout", "legacy_bind_max_tries",
     ]
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name}: must be greater than 0")
+    for entry in settings.review_required:
+        platform, _, kind = entry.partition(":")
+        if platform not in REVIEW_PLATFORMS or kind not in REVIEW_KINDS:
+            raise ConfigError(f"review_required: {entry!r} is not '<platform>:<kind>' with "
+                              f"platform in {REVIEW_PLATFORMS} and kind in {REVIEW_KINDS}")
     if settings.code_ttl > 60:
         raise ConfigError("code_ttl: authorization codes live at most 60 seconds")
     if not 0 <= settings.ukey_clock_skew <= 900:

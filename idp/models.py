@@ -3,8 +3,10 @@
 from idp.accounts.models import Account, Certificate, Identity
 from idp.audit import AuditEvent
 from idp.oidc.models import AuthorizationCode, Client, SigningKey, Token
-from idp.orgs.models import Organisation
+from idp.orgs.models import Application, AreaLink, Organisation, PropertyArea
+from idp.registration.models import LegacyAccount
 from idp.store.database import StoreEntry
 
-__all__ = ["Account", "AuditEvent", "AuthorizationCode", "Certificate", "Client", "Identity",
-           "Organisation", "SigningKey", "StoreEntry", "Token"]
+__all__ = ["Account", "Application", "AreaLink", "AuditEvent", "AuthorizationCode",
+           "Certificate", "Client", "Identity", "LegacyAccount", "Organisation",
+           "PropertyArea", "SigningKey", "StoreEntry", "Token"]

@@ -48,3 +48,39 @@ def keyed_hash(key: str, *parts: str) -> str:
 def equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8", "surrogatepass"),
                                b.encode("utf-8", "surrogatepass"))
+
+
+# --- secrets we must read back (legacy OTP seeds) ---------------------------------------------
+
+SEALED_PREFIX = "aesgcm$"
+
+
+def _seal_key(passphrase: str, purpose: str) -> bytes:
+    return hashlib.sha256(b"idp-seal\0" + purpose.encode() + b"\0" + passphrase.encode()).digest()
+
+
+def seal(passphrase: str, purpose: str, plaintext: str) -> str:
+    """AES-256-GCM with a key derived from ``passphrase`` (the signing keys' passphrase) and
+    ``purpose``, which is also the associated data: a value sealed for one use cannot be
+    unsealed for another."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = secrets.token_bytes(12)
+    box = AESGCM(_seal_key(passphrase, purpose)).encrypt(nonce, plaintext.encode(),
+                                                         purpose.encode())
+    return SEALED_PREFIX + (nonce + box).hex()
+
+
+def unseal(passphrase: str, purpose: str, sealed: str) -> str:
+    """The plaintext of :func:`seal`; ``ValueError`` when it was sealed otherwise or altered."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if not sealed.startswith(SEALED_PREFIX):
+        raise ValueError("not a sealed value")
+    raw = bytes.fromhex(sealed[len(SEALED_PREFIX):])
+    try:
+        return AESGCM(_seal_key(passphrase, purpose)).decrypt(
+            raw[:12], raw[12:], purpose.encode()).decode()
+    except InvalidTag as exc:
+        raise ValueError("sealed value does not open with this key") from exc

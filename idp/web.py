@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import Flask, Response, jsonify, make_response, render_template, request, session
@@ -59,6 +60,7 @@ def error_response(status: int, description: str | None = None) -> Response | tu
     return render_template("error.html", message=message, status=status), status
 
 
+MSG_CONTROL_CHARACTERS = "提交的内容包含不可见的控制字符，请检查后重试。"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -89,8 +91,19 @@ class TrustedProxies:
         return self.wsgi_app(environ, start_response)
 
 
+BEIJING = timezone(timedelta(hours=8))
+
+
+def beijing(moment: datetime | None) -> str:
+    """Times on pages are Beijing time (UTC+8, no daylight saving), labelled as such."""
+    if moment is None:
+        return ""
+    return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M") + "（北京时间）"
+
+
 def init_app(app: Flask) -> None:
     settings = app.config["IDP"]
+    app.add_template_filter(beijing, "beijing")
     if settings.trusted_proxies:
         app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
 
@@ -107,7 +120,8 @@ def init_app(app: Flask) -> None:
         for source in (request.args, request.form):
             for key, value in source.items(multi=True):
                 if _has_control_chars(key) or _has_control_chars(value):
-                    return error_response(400, "Request contains control characters.")
+                    return error_response(400, "Request contains control characters."
+                                          if is_api_request() else MSG_CONTROL_CHARACTERS)
         return None
 
     @app.after_request

@@ -17,7 +17,7 @@ from idp.accounts.service import create_person
 from idp.extensions import db
 from idp.oidc.clients import ClientSpec, register_client
 from idp.oidc.models import Client
-from idp.orgs.models import Organisation
+from idp.orgs.models import Organisation, PropertyArea
 from tests.conftest import TEST_PROXY, csrf_from, last_code
 
 PASSWORD = "Passw0rd!"
@@ -152,7 +152,8 @@ def make_enterprise(uscc: str = "91310115MA1FL0D34W", name: str = "演示物业�
                     ukey: bool = True, status: str = "active") -> Organisation:
     """A registered enterprise and (``ukey``) its UKey account with enterprise_admin
     identities, as registration will create them."""
-    org = Organisation(type="enterprise", name=name, uscc=uscc)
+    org = Organisation(type="enterprise", name=name, uscc=uscc, org_code=uscc[8:17],
+                       district="310115")
     db.session.add(org)
     db.session.flush()
     if ukey:
@@ -182,3 +183,29 @@ def ukey_login(client: FlaskClient, pem: bytes | str | None, interaction: str = 
     page = client.get("/login" + (f"?i={interaction}" if interaction else ""), **via_proxy(pem))
     return client.post("/login/ukey", data={"csrf_token": csrf_from(page.text),
                                             "interaction": interaction}, **via_proxy(pem))
+
+
+# --- organisations (centres, property areas) ------------------------------------------------
+
+def make_centre(phone: str = "13600000001", district: str = "310115",
+                name: str | None = None, password: str = PASSWORD) -> Account:
+    """A district centre (``district`` 310000: the city centre) and a reviewer of it, a person
+    account that logs in with phone + password + SMS code."""
+    from idp.validators import DISTRICTS
+
+    org = Organisation(type="centre", district=district,
+                       name=name or f"{DISTRICTS.get(district, '上海市')}维修资金管理中心")
+    db.session.add(org)
+    db.session.flush()
+    account = create_person(phone, "审核员" + phone[-4:], password, must_change=False)
+    db.session.add(Identity(account_id=account.id, organisation_id=org.id,
+                            role="centre_reviewer", platform="console"))
+    db.session.commit()
+    return account
+
+
+def make_area(name: str = "和谐花园", district: str = "310115") -> PropertyArea:
+    area = PropertyArea(name=name, district=district)
+    db.session.add(area)
+    db.session.commit()
+    return area

@@ -12,7 +12,8 @@ from idp.db import Base, TimestampMixin
 from idp.orgs.models import Organisation
 
 ACCOUNT_KINDS = ("person", "ukey", "directory")
-ACCOUNT_STATUSES = ("active", "disabled", "deleted")
+# pending: created by a registration that the district centre has not approved yet (T02).
+ACCOUNT_STATUSES = ("active", "pending", "disabled", "deleted")
 PLATFORMS = {
     "repair_fund": "上海市商品住房维修资金管理系统",
     "supervision": "上海市物业监管平台及招投标系统",

@@ -44,3 +44,25 @@ def create_person(phone: str, name: str, password: str, *, must_change: bool = T
     db.session.flush()
     audit.record("account.create", account_id=account.id, kind="person")
     return account
+
+
+def ensure_person(phone: str, name: str) -> tuple[Account, str | None]:
+    """The person account of ``phone``, created (with a random initial password that must be
+    changed) when there is none. Returns the account and the initial password if one was made;
+    the caller sends it by SMS after committing (T06: every handler has a personal account)."""
+    phone = normalize_phone(phone)
+    account = db.session.scalar(sa.select(Account).where(Account.phone == phone))
+    if account is not None:
+        return account, None
+    initial = random_initial_password()
+    return create_person(phone, name, initial, must_change=True), initial
+
+
+def send_initial_password(account: Account, password: str, role: str) -> None:
+    """SMS the initial password (never shown on a page, never stored in clear)."""
+    from idp.auth.phone import sms_codes
+    from idp.auth.sms import MSG_INITIAL_PASSWORD
+
+    assert account.phone is not None
+    sms_codes().notify(account.phone, MSG_INITIAL_PASSWORD.replace("{phone}", account.phone)
+                       .replace("{password}", password).replace("{role}", role))

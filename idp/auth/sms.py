@@ -33,7 +33,12 @@ MSG_FORMAT = "请输入6位数字验证码"
 TEXTS = {
     "login": "【{sign}】您的登录验证码为{code}，{minutes}分钟内有效。"
              "请勿泄露给他人，如非本人操作请忽略本短信。",
+    # Registration, applications and account look-up: proof that the phone is the person's.
+    "verify": "【{sign}】您的验证码为{code}，{minutes}分钟内有效，用于验证手机号。"
+              "请勿泄露给他人，如非本人操作请忽略本短信。",
 }
+MSG_INITIAL_PASSWORD = ("【{sign}】您的统一认证登录平台账号已开通（{role}）。登录手机号{phone}，"
+                        "初始密码{password}，首次登录须修改密码。")
 
 
 class SmsCodes:
@@ -75,6 +80,15 @@ class SmsCodes:
             raise ServiceUnavailable(MSG_GATEWAY_DOWN) from exc
         store.set(f"sms:sent:{purpose}:{phone}", "1", 86400)  # tells "expired" from "never sent"
         return MSG_SENT
+
+    def notify(self, phone: str, text: str) -> None:
+        """Send a message that is not a code (an initial password). No limits: only the
+        provider's own processes call this, never a visitor's button."""
+        try:
+            self._gateway.send(phone, text.replace("{sign}", self._s.sms_sign_name), None)
+        except SmsGatewayError as exc:
+            log.error("SMS gateway failed for a notice: %s", exc)
+            raise ServiceUnavailable(MSG_GATEWAY_DOWN) from exc
 
     def _within_limits(self, subject: str, hourly: int, daily: int) -> None:
         """Count one send for ``subject`` in the last hour (rolling) and in its Beijing calendar

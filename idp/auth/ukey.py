@@ -86,6 +86,10 @@ def login_with_certificate(data: bytes | x509.Certificate, transport: str) -> Uk
         audit.record("login.ukey", result="unregistered", **facts)
         db.session.commit()
         return UkeyOutcome(validated, None, org)
+    if account.status == "pending":  # registered, waiting for review: the status page says so
+        audit.record("login.ukey", result="pending_review", account_id=account.id, **facts)
+        db.session.commit()
+        return UkeyOutcome(validated, account, org)
     if not account.is_active:
         audit.record("login.ukey", result="failure", reason="account_disabled",
                      account_id=account.id, **facts)

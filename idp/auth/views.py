@@ -4,11 +4,19 @@ password change (T05), and the signed-in home page. Thin views over ``idp.auth.p
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from cryptography import x509
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from idp.accounts.models import PLATFORMS
@@ -216,13 +224,18 @@ def _login_with(data: bytes | x509.Certificate, transport: str, uid: str) -> Res
 
 
 def _after_ukey(outcome: ukey.UkeyOutcome, transport: str, uid: str) -> ResponseReturnValue:
+    from idp.registration import pending as registration
+
     enterprise = outcome.validated.enterprise
-    if outcome.account is None:
-        # The registration issue continues from here (S03); the verified facts wait in the
-        # session so that registration cannot be started with another enterprise's USCC.
-        session["ukey_pending"] = {
-            "uscc": enterprise.uscc, "org_code": enterprise.org_code, "name": enterprise.name,
-            "x5t": outcome.validated.thumbprint, "at": time.time()}
+    if outcome.account is None or outcome.account.status == "pending":
+        # Registration continues from here (S03); the verified facts wait in the session so
+        # that registration cannot be started with another enterprise's USCC.
+        registration.remember(registration.PendingUkey(
+            uscc=enterprise.uscc, org_code=enterprise.org_code, name=enterprise.name,
+            x5t=outcome.validated.thumbprint, transport=transport,
+            interaction=uid if interactions.exists(uid) else ""))
+        if outcome.account is not None:  # registered, waiting for the centre's review
+            return redirect(url_for("registration.status"), code=303)
         return render_template("ukey_unregistered.html", enterprise=enterprise,
                                registered_org=outcome.organisation), 200
     start_sso(outcome.account, amr=AMR_UKEY, acr=ACR_UKEY)

@@ -19,10 +19,11 @@ from idp.extensions import db
 from tests.conftest import BACKENDS, make_app
 
 APP_TABLES = {
-    "account", "audit_event", "authorization_code", "certificate", "client", "identity",
-    "organisation", "signing_key", "store_entry", "token",
+    "account", "application", "area_link", "audit_event", "authorization_code", "certificate",
+    "client", "identity", "legacy_account", "organisation", "property_area", "signing_key",
+    "store_entry", "token",
 }
-HEAD = "0002"  # the newest revision in idp/migrations/versions
+HEAD = "0003"  # the newest revision in idp/migrations/versions
 
 
 
