@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from idp.accounts.models import PLATFORMS
@@ -20,8 +21,10 @@ class CheckboxesField(SelectMultipleField):  # type: ignore[misc]
         """Unknown values are judged by parse_form, with a message beside the field."""
 
 
-def _choices(options: dict[str, str], blank: bool = True) -> list[tuple[str, str]]:
-    return ([("", "请选择")] if blank else []) + list(options.items())
+def _choices(options: dict[str, str], blank: bool = True) -> list[SelectChoice]:
+    """WTForms 3.3 wants SelectChoice objects (tuples are deprecated)."""
+    pairs = ([("", "请选择")] if blank else []) + list(options.items())
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 class LooseSelect(SelectField):  # type: ignore[misc]
@@ -45,12 +48,13 @@ class EnterpriseRegistrationForm(FlaskForm):  # type: ignore[misc]
     contact_name = StringField("企业联系人姓名")
     contact_phone = StringField("企业联系人手机号")
     # 请选择注册平台
-    platforms = CheckboxesField("请选择注册平台", choices=list(PLATFORMS.items()))
+    platforms = CheckboxesField("请选择注册平台", choices=_choices(PLATFORMS, blank=False))
     # 上海市物业管理监管与服务平台 (only with the supervision platform)
-    reg_place = LooseSelect("注册地", choices=[("310000", "上海市")], default="310000")
+    reg_place = LooseSelect("注册地", choices=_choices({"310000": "上海市"}, blank=False),
+                           default="310000")
     district = LooseSelect("注册所在区", choices=_choices(DISTRICTS))
-    had_qualification = LooseSelect("原来是否有资质证书", choices=[("是", "是"), ("否", "否")],
-                                    default="是")
+    had_qualification = LooseSelect("原来是否有资质证书", default="是",
+                                    choices=_choices({"是": "是", "否": "否"}, blank=False))
     qualification_level = LooseSelect("原资质等级", choices=_choices(QUALIFICATION_LEVELS))
     gm_name = StringField("总经理姓名")
     gm_phone = StringField("总经理手机号")
