@@ -33,6 +33,9 @@ run: $(STAMP)
 	@echo "               Firefox: 设置 → 隐私与安全 → 证书 → 查看证书 → 您的证书 → 导入."
 	@echo "               Then choose the 「UKey登录」 tab and press 【UKey登录】."
 	@echo "  Other certificates to try (same password): certs/dev/enterprises/{expired,not-yet-valid,revoked,untrusted,unregistered}.p12"
+	@echo "  Registration: log in with unregistered.p12 → 物业企业注册 → 下一步 → 否 → the form (S03–S06)."
+	@echo "  District centre (浦东新区): 手机号码 13800000001  密码 Demo@2026 → 区中心审核 (reviews, 物业区域)."
+	@echo "  业委会注册 (no login): https://localhost:$(PORT)/register/committee (areas: 和谐花园, 阳光苑一期 …)."
 	@echo
 	$(DEV_ENV) $(BIN)/idp serve --bind $(HOST):$(PORT)
 

@@ -23,6 +23,8 @@ from idp.config import ConfigError, load_settings
 DEMO_PHONE = "13800000000"
 DEMO_PASSWORD = "Demo@2026"  # the published demo login of `make run`
 DEMO_USCC = "91310115MA1FL0D34W"
+DEMO_REVIEWER_PHONE = "13800000001"  # 浦东新区 centre: reviews registrations and associations
+DEMO_AREAS = ("和谐花园", "阳光苑一期", "阳光苑二期", "滨江公寓")
 
 
 def _app_factory() -> Flask:
@@ -127,9 +129,37 @@ def seed_demo() -> str:
         for platform in PLATFORMS:
             db.session.add(Identity(account_id=ukey.id, organisation_id=org.id,
                                     role="enterprise_admin", platform=platform))
+    _seed_demo_centre()
     db.session.commit()
     return (f"demo login: 手机号码 {DEMO_PHONE} / 密码 {DEMO_PASSWORD} (验证码见 SMS outbox); "
-            f"UKey: the certificate of {org.name} ({DEMO_USCC})")
+            f"UKey: the certificate of {org.name} ({DEMO_USCC}); "
+            f"区中心审核: 手机号码 {DEMO_REVIEWER_PHONE} / 密码 {DEMO_PASSWORD}")
+
+
+def _seed_demo_centre() -> None:
+    """浦东新区's centre with one reviewer, and a few property areas for committees to
+    register against (T04, T07)."""
+    from idp.accounts.models import Account, Identity
+    from idp.accounts.service import create_person
+    from idp.extensions import db
+    from idp.orgs.models import Organisation, PropertyArea
+    from idp.orgs.review import CENTRE_ROLE, CONSOLE_PLATFORM
+
+    centre = db.session.scalar(sa.select(Organisation).where(
+        Organisation.type == "centre", Organisation.district == "310115"))
+    if centre is None:
+        centre = Organisation(type="centre", name="浦东新区维修资金管理中心", district="310115")
+        db.session.add(centre)
+        db.session.flush()
+    if db.session.scalar(sa.select(Account).where(Account.phone == DEMO_REVIEWER_PHONE)) is None:
+        reviewer = create_person(DEMO_REVIEWER_PHONE, "演示审核员", DEMO_PASSWORD,
+                                 must_change=False)
+        db.session.add(Identity(account_id=reviewer.id, organisation_id=centre.id,
+                                role=CENTRE_ROLE, platform=CONSOLE_PLATFORM))
+    for name in DEMO_AREAS:
+        if db.session.scalar(sa.select(PropertyArea.id).where(
+                PropertyArea.name == name, PropertyArea.district == "310115")) is None:
+            db.session.add(PropertyArea(name=name, district="310115"))
 
 
 # --- certs (development PKI) ------------------------------------------------------------------
@@ -387,3 +417,36 @@ def store_purge() -> None:
         click.echo(f"purged {store.purge_expired()} expired entries")
     else:
         click.echo("the Redis store expires entries by itself")
+
+
+# --- legacy fund-system accounts (S04 「是」) ---------------------------------------------------
+
+@cli.group("legacy")
+def legacy_group() -> None:
+    """Accounts of the fund system that existed before the unified login."""
+
+
+@legacy_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@with_appcontext
+def legacy_import(file: str, as_json: bool) -> None:
+    """Load FILE (CSV, UTF-8: uscc,name,legacy_id,totp_secret,key); re-running updates.
+
+    Rejected rows are reported with their line and reason and do not stop the others (exit 0);
+    a file that cannot be read at all imports nothing (exit 2)."""
+    from idp.registration.legacy import ImportFileError, import_rows
+
+    try:
+        with open(file, encoding="utf-8-sig", newline="") as handle:
+            report = import_rows(handle)
+    except (OSError, ImportFileError) as exc:
+        reason = exc.message if isinstance(exc, ImportFileError) else (exc.strerror or str(exc))
+        click.echo(f"cannot import {file}: {reason}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+        return
+    click.echo(report.summary())
+    for rejection in report.rejected:
+        click.echo(f"line {rejection.line}: {rejection.reason}")

@@ -19,9 +19,11 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from idp.accounts.models import Account, Identity
-from idp.cli import DEMO_PASSWORD, DEMO_PHONE, cli
+from idp.cli import DEMO_AREAS, DEMO_PASSWORD, DEMO_PHONE, DEMO_REVIEWER_PHONE, cli
 from idp.extensions import db
 from idp.oidc.models import Client, SigningKey
+from idp.orgs.models import PropertyArea
+from idp.orgs.review import is_reviewer, reviewer_districts
 from idp.security import check_client_secret
 from tests.conftest import make_app, table_counts
 from tests.factories import REDIRECT, basic, get_code, make_account, make_client, pkce_pair
@@ -203,22 +205,29 @@ def test_d05_init_refuses_invalid_toml(idp, tmp_path):
 def test_s17_init_demo_creates_the_demo_account(idp):
     """S17/S08: `idp init --demo` seeds the demo person (phone + password login, no forced
     change) with one identity, and the demo enterprise's UKey account with an enterprise_admin
-    identity on each platform; running it again adds nothing."""
+    identity on each platform; T02/T07: a district centre with a reviewer and property areas;
+    running it again adds nothing."""
     for _ in range(2):
         result = idp("init", "--demo")
         assert result.exit_code == 0, result.output
         assert DEMO_PHONE in result.stdout and DEMO_PASSWORD in result.stdout
     with _Checked(idp) as app:
-        accounts = db.session.scalars(sa.select(Account).order_by(Account.kind)).all()
-        assert [(a.kind, a.phone) for a in accounts] == [("person", DEMO_PHONE), ("ukey", None)]
-        demo, ukey = accounts
+        accounts = db.session.scalars(sa.select(Account).order_by(Account.kind,
+                                                                  Account.phone)).all()
+        assert [(a.kind, a.phone) for a in accounts] == [
+            ("person", DEMO_PHONE), ("person", DEMO_REVIEWER_PHONE), ("ukey", None)]
+        demo, reviewer, ukey = accounts
         assert demo.must_change_password is False
         assert app.extensions["idp.passwords"].verify(demo.password_hash, DEMO_PASSWORD)
         assert ukey.organisation_id is not None and ukey.password_hash is None
         identities = db.session.scalars(sa.select(Identity)).all()
-        assert sorted((i.account_id == demo.id, i.role, i.platform) for i in identities) == [
-            (False, "enterprise_admin", "repair_fund"), (False, "enterprise_admin", "supervision"),
-            (True, "operator", "repair_fund")]
+        assert sorted((i.account.phone or "", i.role, i.platform) for i in identities) == [
+            ("", "enterprise_admin", "repair_fund"), ("", "enterprise_admin", "supervision"),
+            (DEMO_PHONE, "operator", "repair_fund"),
+            (DEMO_REVIEWER_PHONE, "centre_reviewer", "console")]
+        assert is_reviewer(reviewer) and reviewer_districts(reviewer) == {"310115"}
+        areas = db.session.scalars(sa.select(PropertyArea.name)).all()
+        assert sorted(areas) == sorted(DEMO_AREAS)
 
 
 # --- clients add ---------------------------------------------------------------------------------
