@@ -7,7 +7,7 @@ import re
 
 from idp.errors import FieldError
 
-MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
+MOBILE_RE = re.compile(r"^1[3-9]\d{9}$", re.ASCII)
 _PHONE_NOISE = re.compile(r"[\s\-－—()（）]")
 
 MSG_PHONE_FORMAT = "手机号格式不正确"
@@ -77,12 +77,14 @@ def org_code_of(uscc: str) -> str:
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_ID_RE = re.compile(r"^\d{17}[\dX]$")
-POSTCODE_RE = re.compile(r"^\d{6}$")
+# re.ASCII: \d must not match full-width or other scripts' digits (int() would read them).
+_ID_RE = re.compile(r"^\d{17}[\dX]$", re.ASCII)
+POSTCODE_RE = re.compile(r"^\d{6}$", re.ASCII)
 # Deliberately plain: one @, a dot in the domain, no blanks or angle brackets. RFC 5322 allows
 # far more, but these addresses are typed by clerks and read by clerks.
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
-LANDLINE_RE = re.compile(r"^(\+?86[\s\-]?)?(0\d{2,3}[\s\-]?)?\d{7,8}([\s\-]?(转|-)\d{1,6})?$")
+LANDLINE_RE = re.compile(r"^(\+?86[\s\-]?)?(0\d{2,3}[\s\-]?)?\d{7,8}([\s\-]?(转|-)\d{1,6})?$",
+                         re.ASCII)
 
 MSG_ID_NUMBER = "证件号码格式不正确"
 MSG_ID_CHECK = "居民身份证号码校验位不正确"

@@ -114,6 +114,14 @@ def init_app(app: Flask) -> None:
         return None
 
     @app.before_request
+    def ascii_paths_only() -> Response | tuple[str, int] | None:
+        """Every route is ASCII. Werkzeug's ``<int:…>`` would read full-width or Arabic-Indic
+        digits as numbers; what is typed is what gets checked, so such a path names nothing."""
+        if not request.path.isascii():
+            return error_response(404)
+        return None
+
+    @app.before_request
     def reject_control_characters() -> Response | tuple[str, int] | None:
         """NUL and other control characters have no place in any parameter we accept; some
         databases refuse them outright, so they are stopped before they reach any query."""

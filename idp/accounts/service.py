@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -56,6 +57,27 @@ def ensure_person(phone: str, name: str) -> tuple[Account, str | None]:
         return account, None
     initial = random_initial_password()
     return create_person(phone, name, initial, must_change=True), initial
+
+
+def send_initial_passwords(created: list[tuple[Account, str]], role: str,
+                           **detail: Any) -> list[Account]:
+    """SMS each new person's initial password, once the transaction that created them has
+    committed. A gateway failure cannot undo that: every send is audited, the failures are
+    returned for the page to name, and the transaction of the audit events is committed."""
+    from idp.errors import ServiceUnavailable
+
+    failed: list[Account] = []
+    for account, password in created:
+        try:
+            send_initial_password(account, password, role)
+        except ServiceUnavailable:
+            failed.append(account)
+            audit.record("sms.initial_password", audit.FAILURE, account_id=account.id,
+                         reason="gateway", **detail)
+        else:
+            audit.record("sms.initial_password", account_id=account.id, **detail)
+    db.session.commit()
+    return failed
 
 
 def send_initial_password(account: Account, password: str, role: str) -> None:

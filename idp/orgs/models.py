@@ -72,6 +72,10 @@ class PropertyArea(TimestampMixin, Base):
     __table_args__ = (
         sa.CheckConstraint(f"status IN {AREA_STATUSES!r}", name="status"),
         sa.Index("ix_property_area_district_name", "district", "name"),
+        # One active area of a name per district (T07: registration finds areas by name).
+        sa.Index("uq_property_area_active_name", "district", "name", unique=True,
+                 postgresql_where=sa.text("status = 'active'"),
+                 sqlite_where=sa.text("status = 'active'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,7 +8,7 @@ applicant why, and the applicant may correct and resubmit. Every decision is aud
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVarTuple
 
 import sqlalchemy as sa
 from flask import current_app
@@ -42,6 +42,7 @@ ROLE_LABELS = {
     "committee_handler": "业委会经办人",
     "centre_reviewer": "区中心审核人员",
 }
+_Row = TypeVarTuple("_Row")
 CENTRE_ROLE = "centre_reviewer"
 CONSOLE_PLATFORM = "console"  # identities for the provider's own consoles, not for an RP
 
@@ -84,7 +85,7 @@ def is_reviewer(account: Account) -> bool:
     return reviewer_districts(account) != set()
 
 
-def in_scope(query: sa.Select[Any], account: Account) -> sa.Select[Any]:
+def in_scope(query: sa.Select[*_Row], account: Account) -> sa.Select[*_Row]:
     """Restrict an Application query to the reviewer's districts (tenant isolation at the data
     layer: a query built here cannot return another district's applications)."""
     districts = reviewer_districts(account)
@@ -182,12 +183,20 @@ def _approve_enterprise(org: Organisation, data: dict[str, Any]) -> None:
             identity.status = "active"
 
 
-def current_area(area_id: int) -> PropertyArea | None:
-    """The area, following merges to the surviving one (T07); None if it does not exist."""
+def current_area(area_id: int, *, lock: bool = False) -> PropertyArea | None:
+    """The area, following merges to the surviving one (T07); None if it does not exist.
+    ``lock``: the surviving row is locked (PostgreSQL), so that a merge cannot move it away
+    while a decision links something to it."""
     area = db.session.get(PropertyArea, area_id)
     for _ in range(100):  # merges cannot form a loop, but never follow one forever
-        if area is None or area.status == "active":
-            return area
+        if area is None:
+            return None
+        if area.status == "active":
+            if not lock:
+                return area
+            locked = db.session.get(PropertyArea, area.id, with_for_update=True,
+                                    populate_existing=True)
+            return locked if locked is not None and locked.status == "active" else None
         area = db.session.get(PropertyArea, area.merged_into_id) if area.merged_into_id else None
     return None
 
@@ -203,7 +212,7 @@ def area_committee(area: PropertyArea, *, exclude: int | None = None) -> Organis
 
 
 def _approve_committee(org: Organisation, data: dict[str, Any]) -> list[tuple[Account, str]]:
-    area = current_area(int(data["area_id"]))
+    area = current_area(int(data["area_id"]), lock=True)
     if area is None:
         raise FieldError("decision", MSG_AREA_GONE)
     if area_committee(area, exclude=org.id) is not None:
@@ -246,7 +255,7 @@ def _apply_committee_change(org: Organisation, data: dict[str, Any]) -> None:
 
 
 def _approve_association(data: dict[str, Any]) -> None:
-    area = current_area(int(data["area_id"]))
+    area = current_area(int(data["area_id"]), lock=True)
     if area is None:
         raise FieldError("decision", MSG_AREA_GONE)
     target = db.session.get(Organisation, int(data["target_id"]))

@@ -14,22 +14,23 @@ from idp.validators import DISTRICTS, ID_TYPES, QUALIFICATION_LEVELS
 
 
 class CheckboxesField(SelectMultipleField):  # type: ignore[misc]
+    """Checkboxes; unknown values are judged by parse_form (validate_choice=False)."""
+
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
 
-    def pre_validate(self, form: object) -> None:
-        """Unknown values are judged by parse_form, with a message beside the field."""
 
-
-def _choices(options: dict[str, str], blank: bool = True) -> list[SelectChoice]:
-    """WTForms 3.3 wants SelectChoice objects (tuples are deprecated)."""
-    pairs = ([("", "请选择")] if blank else []) + list(options.items())
+def choices(options: dict[str, str], blank: str | None = "请选择") -> list[SelectChoice]:
+    """WTForms 3.3 wants SelectChoice objects (tuples are deprecated); ``blank`` first."""
+    pairs = ([("", blank)] if blank is not None else []) + list(options.items())
     return [SelectChoice(value, label) for value, label in pairs]
 
 
-class LooseSelect(SelectField):  # type: ignore[misc]
-    def pre_validate(self, form: object) -> None:
-        """As above: a value outside the list gets 「请从列表中选择」 from parse_form."""
+def loose_select(label: str, options: dict[str, str], blank: str | None = "请选择",
+                **kwargs: object) -> SelectField:
+    """A select whose value is judged by the service (a value outside the list gets
+    「请从列表中选择」 beside the field), not by WTForms."""
+    return SelectField(label, choices=choices(options, blank), validate_choice=False, **kwargs)
 
 
 class EnterpriseRegistrationForm(FlaskForm):  # type: ignore[misc]
@@ -43,20 +44,20 @@ class EnterpriseRegistrationForm(FlaskForm):  # type: ignore[misc]
     # 物业企业相关人员信息
     legal_name = StringField("法定代表人姓名")
     legal_phone = StringField("法定代表人手机号")
-    legal_id_type = LooseSelect("法人代表证件类型", choices=_choices(ID_TYPES), default="111")
+    legal_id_type = loose_select("法人代表证件类型", ID_TYPES, default="111")
     legal_id_number = StringField("法人代表证件号")
     contact_name = StringField("企业联系人姓名")
     contact_phone = StringField("企业联系人手机号")
     # 请选择注册平台
-    platforms = CheckboxesField("请选择注册平台", choices=_choices(PLATFORMS, blank=False))
+    platforms = CheckboxesField("请选择注册平台", choices=choices(PLATFORMS, blank=None),
+                                validate_choice=False)
     # 上海市物业管理监管与服务平台 (only with the supervision platform)
-    reg_place = LooseSelect("注册地", choices=_choices({"310000": "上海市"}, blank=False),
-                           default="310000")
-    district = LooseSelect("注册所在区", choices=_choices(DISTRICTS))
-    had_qualification = LooseSelect("原来是否有资质证书", default="是",
-                                    choices=_choices({"是": "是", "否": "否"}, blank=False))
-    qualification_level = LooseSelect("原资质等级", choices=_choices(QUALIFICATION_LEVELS))
+    reg_place = loose_select("注册地", {"310000": "上海市"}, blank=None, default="310000")
+    district = loose_select("注册所在区", DISTRICTS)
+    had_qualification = loose_select("原来是否有资质证书", {"是": "是", "否": "否"}, blank=None,
+                                    default="是")
+    qualification_level = loose_select("原资质等级", QUALIFICATION_LEVELS)
     gm_name = StringField("总经理姓名")
     gm_phone = StringField("总经理手机号")
-    gm_id_type = LooseSelect("总经理证件类型", choices=_choices(ID_TYPES), default="111")
+    gm_id_type = loose_select("总经理证件类型", ID_TYPES, default="111")
     gm_id_number = StringField("总经理证件号")

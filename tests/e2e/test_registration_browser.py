@@ -1,9 +1,9 @@
 """Enterprise registration in a real browser (issue 4 "Proof"; REQUIREMENTS S03–S06).
 
 Headless Chromium presents the UKey certificate of an enterprise the platform does not know yet
-over real TLS to ``idp serve``, then walks S03 (「物业企业注册」 → 【下一步】), S04 (「否」), S05 (the
-form; the supervision section appears only when its platform is ticked — by CSS, no script) and
-S06 (the success message). Screenshots of the form and of the message are kept in
+over real TLS to ``idp serve``, then walks S03 (「物业企业注册」 → 【下一步】), S04 (「否」),
+S05 (the form; the supervision section appears only when its platform is ticked — by CSS, no
+script) and S06 (the success message). Screenshots of the form and of the message are kept in
 ``tests/artifacts/``.
 """
 

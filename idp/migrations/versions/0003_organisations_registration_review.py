@@ -34,6 +34,9 @@ def upgrade():
     )
     with op.batch_alter_table('property_area', schema=None) as batch_op:
         batch_op.create_index('ix_property_area_district_name', ['district', 'name'], unique=False)
+        batch_op.create_index('uq_property_area_active_name', ['district', 'name'], unique=True,
+                              postgresql_where=sa.text("status = 'active'"),
+                              sqlite_where=sa.text("status = 'active'"))
 
     op.create_table('area_link',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -151,6 +154,7 @@ def downgrade():
 
     op.drop_table('area_link')
     with op.batch_alter_table('property_area', schema=None) as batch_op:
+        batch_op.drop_index('uq_property_area_active_name')
         batch_op.drop_index('ix_property_area_district_name')
 
     op.drop_table('property_area')

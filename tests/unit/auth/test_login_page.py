@@ -99,7 +99,7 @@ def test_s17_login_page_has_the_seeds_fields_and_buttons(app, client):
 
 
 def test_s17_element_ids_on_the_login_page_are_unique(app, client):
-    """S17: ids on the login page are unique. login.js looks the phone input up with
+    """S17: ids on the login page are unique. sms.js looks the phone input up with
     getElementById("phone"); a second element with that id placed before the input makes the
     「获取验证码」 button read the wrong element and send no number."""
     page = Page(client.get("/login").text)
@@ -274,12 +274,17 @@ def test_s17_pages_have_no_inline_script_or_style(app, client, kind):
             assert not (value or "").strip().lower().startswith("javascript:"), (name, value)
 
 
-def test_s17_login_script_is_served_same_origin(app, client):
-    """S17: the one script of the login page is a static same-origin file with nosniff."""
-    response = client.get("/static/login.js")
+@pytest.mark.parametrize("script", ["sms.js", "login.js"])
+def test_s17_login_scripts_are_served_same_origin(app, client, script):
+    """S17: the scripts of the login page are static same-origin files with nosniff, and the
+    「获取验证码」 button names the input it sends (sms.js reads data-sms-for)."""
+    assert f'src="/static/{script}"' in client.get("/login").text
+    response = client.get(f"/static/{script}")
     assert response.status_code == 200
     assert response.mimetype in ("text/javascript", "application/javascript")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    page = Page(client.get("/login").text)
+    assert page.by_id("send-sms", "button")["attrs"]["data-sms-for"] == "phone"
 
 
 def test_s17_hsts_under_tls(app, build_app):
