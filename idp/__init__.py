@@ -102,6 +102,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     oidc_server.init_app(app)
     csrf.exempt(oidc_views.bp)
     app.register_blueprint(oidc_views.bp)
+    app.url_map.converters["id"] = web.IdConverter
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(registration_views.bp)
     app.register_blueprint(legacy_views.bp)

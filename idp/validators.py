@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from idp.errors import FieldError
 
@@ -169,18 +170,22 @@ def normalize_tel(raw: str, field: str = "tel") -> str:
     return text
 
 
-_PERSON_NAME_EXTRA = frozenset("·•.-' ")  # 少数民族 and foreign names: 阿依古丽·买买提, O'Neil
-_ORG_NAME_EXTRA = frozenset("（）()·-—&、.,， ")
+_PERSON_NAME_EXTRA = frozenset(" ·・•.-'")  # 阿依古丽·买买提, O'Neil
+_ORG_NAME_EXTRA = frozenset(" ·・•()（）-—_、.,，&")
 
 
 def normalize_name(raw: str, field: str = "name", limit: int = 50,
                    message: str = MSG_NAME, *, organisation: bool = False) -> str:
-    """A person's name (letters of any script and the separators of 少数民族 and foreign names)
-    or an organisation's (also digits and brackets): blanks around dropped, 1..limit."""
+    """The one rule for names: of a person (letters of any script, combining marks, and the
+    separators of 少数民族 and foreign names) or of an organisation or area (also digits and
+    brackets: 上海第1物业（集团）有限公司, 阳光苑1期). At least one letter; blanks inside
+    collapse. Quotes, semicolons, angle brackets and the like are refused, not stored."""
     text = " ".join((raw or "").split())
+    classes = ("L", "M", "N") if organisation else ("L", "M")
     extra = _ORG_NAME_EXTRA if organisation else _PERSON_NAME_EXTRA
-    allowed = all((c.isalnum() if organisation else c.isalpha()) or c in extra for c in text)
-    if not 0 < len(text) <= limit or not allowed:
+    if (not 0 < len(text) <= limit
+            or not all(unicodedata.category(c)[0] in classes or c in extra for c in text)
+            or not any(unicodedata.category(c)[0] == "L" for c in text)):
         raise FieldError(field, message)
     return text
 

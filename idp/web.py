@@ -16,6 +16,7 @@ from flask_wtf.csrf import CSRFError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map
 
 from idp.extensions import db
 
@@ -41,6 +42,23 @@ PAGE_MESSAGES = {
 OAUTH_ERRORS = {400: "invalid_request", 401: "invalid_client", 404: "not_found",
                 405: "invalid_request", 413: "invalid_request", 429: "slow_down",
                 500: "server_error", 503: "temporarily_unavailable"}
+
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
+
+
+def is_id(number: int) -> bool:
+    """A number that can name a row: past 32 bits it names none (and SQLite cannot even bind
+    it), so it is refused before any query."""
+    return 0 < number <= MAX_ID
+
+
+class IdConverter(IntegerConverter):
+    """``<id:name>`` in a route: a database id, 1 … 2³¹−1; anything else is a 404 before the
+    view runs (``<int:>`` alone would hand a view numbers no column can hold)."""
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=MAX_ID)
 
 
 def is_api_request() -> bool:

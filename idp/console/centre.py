@@ -49,6 +49,7 @@ from idp.orgs.models import CITY_DISTRICT, Application, Organisation, PropertyAr
 from idp.orgs.review import (
     KIND_LABELS,
     MSG_ALREADY_DECIDED,
+    ROLE_LABELS,
     STATUS_LABELS,
     approve,
     current_area,
@@ -57,15 +58,14 @@ from idp.orgs.review import (
     is_reviewer,
     return_application,
 )
+from idp.registration.committees import ATTRIBUTES
 from idp.validators import DISTRICTS, ID_TYPES, QUALIFICATION_LEVELS
-from idp.web import error_response
+from idp.web import error_response, is_id
 
 bp = Blueprint("centre", __name__)
 
 PAGE_SIZE = 20
 MAX_PAGE = 100_000
-MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger number cannot name a row
-HANDLER_ROLE = "业委会经办人"  # the role named in the initial-password SMS
 MSG_CONFLICT = "数据已被他人同时修改，请刷新页面后重试。"
 
 
@@ -85,8 +85,6 @@ QUEUE_OF_KIND = {kind: q.key for q in QUEUES for kind in q.kinds}
 
 ORG_TYPE_LABELS = {"enterprise": "物业服务企业", "office": "小区管理处", "committee": "业主委员会",
                    "centre": "区中心"}
-ATTRIBUTE_LABELS = {"provisional": "临时（筹备组）", "formal": "正式", "临时": "临时（筹备组）",
-                    "正式": "正式"}
 PROFILE_LABELS = {
     "postcode": "邮政编码", "tel": "电话", "email": "邮箱", "fax": "传真",
     "legal_name": "法定代表人姓名", "legal_phone": "法定代表人手机号",
@@ -122,12 +120,6 @@ def require_centre_staff() -> ResponseReturnValue | None:
         return error_response(403)
     g.centre_account = account
     return None
-
-
-def _is_id(number: int) -> bool:
-    """``<int:…>`` takes any unsigned number; one past 32 bits names no row (and SQLite cannot
-    even bind it), so it is answered 404 before any query."""
-    return 0 < number <= MAX_ID
 
 
 def _reviewer() -> Account:
@@ -185,13 +177,11 @@ def index() -> ResponseReturnValue:
 
 def _scoped_application(application_id: int) -> Application | None:
     """For reading (no lock): the application if it is in the reviewer's districts."""
-    if not _is_id(application_id):
-        return None
     return db.session.scalar(_in_scope(
         sa.select(Application).where(Application.id == application_id)))
 
 
-@bp.get("/centre/applications/<int:application_id>")
+@bp.get("/centre/applications/<id:application_id>")
 def application(application_id: int) -> ResponseReturnValue:
     found = _scoped_application(application_id)
     if found is None:
@@ -199,10 +189,10 @@ def application(application_id: int) -> ResponseReturnValue:
     return _render_application(found)
 
 
-@bp.post("/centre/applications/<int:application_id>/approve")
+@bp.post("/centre/applications/<id:application_id>/approve")
 def approve_view(application_id: int) -> ResponseReturnValue:
     account = _reviewer()
-    found = get_for_reviewer(application_id, account) if _is_id(application_id) else None
+    found = get_for_reviewer(application_id, account)
     if found is None:  # unknown, or another district's: the same answer
         return error_response(404)
     form = ApproveForm()
@@ -217,7 +207,8 @@ def approve_view(application_id: int) -> ResponseReturnValue:
         # A simultaneous change won (e.g. the same handler's account created by another
         # approval at the same moment): nothing of this one is kept; the reviewer retries.
         return _refused("approve", application_id, FieldError("decision", MSG_CONFLICT))
-    failed = send_initial_passwords(approval.new_accounts, HANDLER_ROLE, by=_reviewer().id,
+    failed = send_initial_passwords(approval.new_accounts, ROLE_LABELS["committee_handler"],
+                                    by=_reviewer().id,
                                     application=application_id)
     if failed:
         return _render_application(found, sms_failed=failed)
@@ -225,10 +216,10 @@ def approve_view(application_id: int) -> ResponseReturnValue:
                     code=303)
 
 
-@bp.post("/centre/applications/<int:application_id>/return")
+@bp.post("/centre/applications/<id:application_id>/return")
 def return_view(application_id: int) -> ResponseReturnValue:
     account = _reviewer()
-    found = get_for_reviewer(application_id, account) if _is_id(application_id) else None
+    found = get_for_reviewer(application_id, account)
     if found is None:
         return error_response(404)
     form = ReturnForm()
@@ -291,7 +282,7 @@ def _int(value: Any) -> int | None:
     if isinstance(value, bool) or not (text.isascii() and text.isdigit() and len(text) <= 10):
         return None
     number = int(text)
-    return number if 0 < number <= MAX_ID else None
+    return number if is_id(number) else None
 
 
 def _org_facts(org: Organisation | None) -> list[tuple[str, str]]:
@@ -346,7 +337,7 @@ def _application_facts(found: Application, org: Organisation | None) -> list[tup
         current = org.profile if isinstance(org.profile, dict) else {}
         facts.append(("现名称", org.name))
         if "attribute" in current:
-            facts.append(("现属性", ATTRIBUTE_LABELS.get(str(current["attribute"]),
+            facts.append(("现属性", ATTRIBUTES.get(str(current["attribute"]),
                                                       _text(current["attribute"]))))
         if current.get("term_start") or current.get("term_end"):
             facts.append(("现任期", f"{_text(current.get('term_start'))} 至 "
@@ -363,7 +354,7 @@ def _application_facts(found: Application, org: Organisation | None) -> list[tup
         facts.append(("申请关联单位", "（该单位已不存在）" if target is None else
                       f"{target.name}（{ORG_TYPE_LABELS.get(target.type, target.type)}）"))
     if "attribute" in data:
-        facts.append(("业委会属性", ATTRIBUTE_LABELS.get(str(data["attribute"]),
+        facts.append(("业委会属性", ATTRIBUTES.get(str(data["attribute"]),
                                                     _text(data["attribute"]))))
     if "term_start" in data:
         facts.append(("任期开始", _text(data["term_start"])))
@@ -473,10 +464,10 @@ def create_area_view() -> ResponseReturnValue:
     return redirect(url_for(".areas", q=area.name, done="created"), code=303)
 
 
-@bp.post("/centre/areas/<int:area_id>/rename")
+@bp.post("/centre/areas/<id:area_id>/rename")
 def rename_area_view(area_id: int) -> ResponseReturnValue:
     account = _reviewer()
-    area = area_for(area_id, account, lock=True) if _is_id(area_id) else None
+    area = area_for(area_id, account, lock=True)
     if area is None:
         return error_response(404)
     form = AreaRenameForm()
@@ -497,7 +488,7 @@ def rename_area_view(area_id: int) -> ResponseReturnValue:
 
 def _area_id(raw: str | None, field: str, message: str) -> int:
     text = (raw or "").strip()
-    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not _is_id(int(text)):
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not is_id(int(text)):
         raise FieldError(field, message)
     return int(text)
 

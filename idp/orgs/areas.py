@@ -1,9 +1,12 @@
 """Property areas (物业区域, T07): created, renamed and merged by centre staff.
 
-Registration names an area that must exist (``find_active_area``), so the centre keeps the
-list right: it corrects names and merges duplicates. A merged-away area is never deleted — old
-references (links, applications, audit events) must still resolve — it is marked ``merged`` and
-points at the survivor; its links and the open applications that name it move to the survivor.
+Registration names an area that must exist (``idp.registration.committees.find_area``), so
+the centre keeps the list right: it corrects names and merges duplicates. A merged-away area
+is never deleted — old references (links, applications, audit events) must still resolve —
+it is marked ``merged`` and points at the survivor; its links move to the survivor.
+Applications keep the area they named: whoever reads one follows the merge
+(``idp.orgs.review.current_area``), so a merge never has to lock applications that a
+reviewer may be deciding at the same moment.
 
 A district centre acts only on the areas of its districts; the city centre on all of them
 (``idp.orgs.review.reviewer_districts``). An area outside the actor's districts is reported as
@@ -30,7 +33,7 @@ from idp.validators import DISTRICTS, choice, normalize_name
 NAME_LIMIT = 100  # PropertyArea.name is String(100)
 MAX_MERGE = 50  # areas merged in one go: a clerk ticks a handful; a bound keeps the lock short
 
-MSG_AREA_NAME = "请输入物业区域名称（1–100个字符，不能包含<>）"
+MSG_AREA_NAME = "请输入物业区域名称（1–100个字符：文字、数字、括号或间隔号）"
 MSG_AREA_NAME_TAKEN = "本区已有同名的物业区域，请勿重复添加。"
 MSG_AREA_NAME_SAME = "新名称与原名称相同。"
 MSG_AREA_NOT_FOUND = "物业区域不存在。"
@@ -95,7 +98,7 @@ def _check_scope(area: PropertyArea, actor: Account) -> None:
 def normalize_area_name(raw: str, field: str = "name") -> str:
     """1–100 printable characters without ``<>``; runs of blanks (full-width ones too) become
     one space, so 「和谐  花园」 and 「和谐 花园」 are the same name."""
-    return normalize_name(raw, field, NAME_LIMIT, MSG_AREA_NAME)
+    return normalize_name(raw, field, NAME_LIMIT, MSG_AREA_NAME, organisation=True)
 
 
 def _name_taken(district: str, name: str, exclude: int | None = None) -> bool:
@@ -105,25 +108,6 @@ def _name_taken(district: str, name: str, exclude: int | None = None) -> bool:
     if exclude is not None:
         query = query.where(PropertyArea.id != exclude)
     return db.session.scalar(query.limit(1)) is not None
-
-
-def find_active_area(district: str, name: str) -> PropertyArea | None:
-    """The active area of that name in ``district`` (registration: T07 refuses an area that
-    does not exist; a merged-away name is not offered any more)."""
-    try:
-        name = normalize_area_name(name)
-    except FieldError:
-        return None
-    return db.session.scalar(sa.select(PropertyArea).where(
-        PropertyArea.district == district, PropertyArea.name == name,
-        PropertyArea.status == "active").order_by(PropertyArea.id).limit(1))
-
-
-def active_areas(district: str) -> list[PropertyArea]:
-    """The active areas of a district by name, for a registration form's list."""
-    return list(db.session.scalars(sa.select(PropertyArea).where(
-        PropertyArea.district == district, PropertyArea.status == "active")
-        .order_by(PropertyArea.name, PropertyArea.id)))
 
 
 # --- changes (the caller commits) -------------------------------------------------------------
@@ -173,7 +157,6 @@ class Merged:
     merged_ids: list[int]
     links_moved: int
     links_dropped: int  # the survivor had the same link already
-    applications: list[int]  # open applications now naming the survivor
 
 
 def merge_areas(survivor: PropertyArea, merged: Sequence[PropertyArea],
@@ -243,13 +226,12 @@ def merge_areas(survivor: PropertyArea, merged: Sequence[PropertyArea],
         area.status = "merged"
         area.merged_into_id = survivor.id
 
-    repointed = _repoint_applications(merged_ids, survivor.id)
     audit.record("area.merge", account_id=actor.id, survivor=survivor.id,
                  survivor_name=survivor.name, district=survivor.district, merged=merged_ids,
                  merged_names=[unique[i].name for i in merged_ids], links_moved=moved,
-                 links_dropped=dropped, applications=repointed)
+                 links_dropped=dropped)
     db.session.flush()
-    return Merged(survivor, merged_ids, moved, dropped, repointed)
+    return Merged(survivor, merged_ids, moved, dropped)
 
 
 def _registering_committees(area_ids: set[int]) -> set[int]:
@@ -271,22 +253,3 @@ def _area_id_of(data: Any) -> int | None:
     if isinstance(value, bool) or not (text.isascii() and text.isdigit() and len(text) <= 10):
         return None
     return int(text)
-
-
-def _repoint_applications(merged_ids: list[int], survivor_id: int) -> list[int]:
-    """Open applications (pending, or returned and awaiting correction) naming a merged area
-    name the survivor. ``data`` is JSON, so the match is made here rather than in SQL; open
-    applications are few."""
-    names = {str(i) for i in merged_ids}
-    repointed: list[int] = []
-    for application in db.session.scalars(sa.select(Application).where(
-            Application.status.in_(("pending", "returned"))).order_by(Application.id)):
-        data: dict[str, Any] = application.data or {}
-        value = data.get("area_id")
-        if value is None or isinstance(value, bool) or str(value) not in names:
-            continue
-        new_value: int | str = survivor_id if isinstance(value, int) else str(survivor_id)
-        application.data = {**data, "area_id": new_value}  # a new dict: JSON change detected
-        repointed.append(application.id)
-    return repointed
-

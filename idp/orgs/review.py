@@ -170,7 +170,14 @@ def resubmit(application: Application, data: dict[str, Any], account_id: str | N
 
 
 def _approve_enterprise(org: Organisation, data: dict[str, Any]) -> None:
-    org.status = "active"
+    """The platforms asked for become usable; the registration's facts (as last corrected)
+    become the enterprise's. An enterprise the centre has disabled stays disabled."""
+    if org.status in ("pending", "returned"):
+        org.status = "active"
+    if data.get("name"):
+        org.name = str(data["name"])
+    if isinstance(data.get("profile"), dict):
+        org.profile = {**org.profile, **data["profile"]}
     platforms = set(data.get("platforms", []))
     account = db.session.scalar(sa.select(Account).where(
         Account.organisation_id == org.id, Account.kind == "ukey"))
@@ -178,6 +185,7 @@ def _approve_enterprise(org: Organisation, data: dict[str, Any]) -> None:
         return
     if account.status == "pending":
         account.status = "active"
+    account.name = org.name
     for identity in account.identities:
         if identity.platform in platforms and identity.status == "pending":
             identity.status = "active"
@@ -262,6 +270,10 @@ def _approve_association(data: dict[str, Any]) -> None:
     if target is None or not target.is_active or target.type not in ("enterprise", "office"):
         raise FieldError("decision", MSG_TARGET_GONE)
     # T08: approval gives that organisation the area; whoever managed it before no longer does.
+    previous = db.session.scalars(sa.select(AreaLink.organisation_id).where(
+        AreaLink.area_id == area.id, AreaLink.role == "manager")).all()
     db.session.execute(sa.delete(AreaLink).where(AreaLink.area_id == area.id,
                                                  AreaLink.role == "manager"))
     db.session.add(AreaLink(area_id=area.id, organisation_id=target.id, role="manager"))
+    audit.record("area.manager", area=area.id, organisation=target.id,
+                 previous=list(previous))

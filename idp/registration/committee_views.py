@@ -125,7 +125,7 @@ def _lookup_registration(application_id: int) -> Application:
     return application
 
 
-@bp.route("/register/committee/<int:application_id>/resubmit", methods=["GET", "POST"])
+@bp.route("/register/committee/<id:application_id>/resubmit", methods=["GET", "POST"])
 def resubmit_registration(application_id: int) -> ResponseReturnValue:
     """「修改后重新提交」 of a returned registration, for the phone the look-up proved."""
     application = _lookup_registration(application_id)
@@ -263,7 +263,7 @@ def association() -> ResponseReturnValue:
     return _association_step(AssociationForm(), committee, account, None)
 
 
-@bp.route("/committee/applications/<int:application_id>/resubmit", methods=["GET", "POST"])
+@bp.route("/committee/applications/<id:application_id>/resubmit", methods=["GET", "POST"])
 def resubmit_application(application_id: int) -> ResponseReturnValue:
     """A returned change or association of the handler's own committee, corrected."""
     account, committee, _ = _handler()

@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -58,7 +57,7 @@ from idp.orgs.review import (
     open_application,
     resubmit,
 )
-from idp.validators import DISTRICTS, normalize_mobile, normalize_uscc
+from idp.validators import DISTRICTS, normalize_mobile, normalize_name, normalize_uscc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -145,26 +144,12 @@ def _text(form: Mapping[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _name_like(raw: str, field: str, message: str, *, limit: int, extra: str,
-               digits: bool) -> str:
-    """Names are words: letters (any script), combining marks, optionally digits, and a few
-    joining marks. Quotes, semicolons, angle brackets and the like have no place in the name
-    of a committee, an area or a person, so they are refused rather than stored."""
-    text = " ".join((raw or "").split())
-    allowed = ("L", "M", "N") if digits else ("L", "M")
-    if (not 0 < len(text) <= limit
-            or not all(unicodedata.category(c)[0] in allowed or c in extra for c in text)
-            or not any(unicodedata.category(c)[0] == "L" for c in text)):
-        raise FieldError(field, message)
-    return text
-
-
 def organisation_name(raw: str, field: str = "name", message: str = MSG_NAME) -> str:
-    return _name_like(raw, field, message, limit=100, extra=" ·・•()（）-—_、.", digits=True)
+    return normalize_name(raw, field, 100, message, organisation=True)
 
 
 def person_name(raw: str, field: str) -> str:
-    return _name_like(raw, field, MSG_HANDLER_NAME, limit=50, extra=" ·・•.-", digits=False)
+    return normalize_name(raw, field, 50, MSG_HANDLER_NAME)
 
 
 def _district(raw: str) -> str:

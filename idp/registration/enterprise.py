@@ -139,9 +139,9 @@ def parse_form(form: Mapping[str, Any], pending: PendingUkey | None, *,
                      "had_qualification")
         else:
             out.values["had_qualification"] = "否"
-        optional("qualification_level",
-                 lambda v, f: choice(v, QUALIFICATION_LEVELS, f))
-        if out.values.get("had_qualification") == "否":
+        if out.values.get("had_qualification") == "是":  # a claim the centre can check
+            required("qualification_level", choice, QUALIFICATION_LEVELS, "qualification_level")
+        else:
             out.values["qualification_level"] = ""
         required("gm_name", normalize_name, "gm_name", 50, MSG_PERSON_NAME)
         required("gm_phone", normalize_mobile, "gm_phone")
@@ -279,6 +279,9 @@ def add_platforms(account: Account, values: Mapping[str, Any]) -> Registered:
     have = {i.platform for i in account.identities if i.role == "enterprise_admin"}
     platforms = [p for p in values["platforms"] if p not in have]
     if not platforms:
+        audit.record("registration.add_platform", result="failure", account_id=account.id,
+                     organisation=org.id, reason="no_new_platform")
+        db.session.commit()
         raise FieldError("platforms", MSG_NO_NEW_PLATFORM)
     reviewed = [p for p in platforms if _review_kind(p, values) is not None]
     immediate = [p for p in platforms if p not in reviewed]
@@ -299,6 +302,9 @@ def add_platforms(account: Account, values: Mapping[str, Any]) -> Registered:
         db.session.commit()
     except IntegrityError:  # the same platform added twice at once: one identity wins
         db.session.rollback()
+        audit.record("registration.add_platform", result="failure", account_id=account.id,
+                     organisation=org.id, reason="concurrent")
+        db.session.commit()
         raise FieldError("platforms", MSG_NO_NEW_PLATFORM) from None
     return Registered(org, account, immediate, reviewed)
 
@@ -311,13 +317,21 @@ def applications_of(org: Organisation) -> list[Application]:
 
 def resubmit_registration(application: Application, account: Account,
                           values: Mapping[str, Any]) -> None:
-    """A returned registration, corrected: the organisation's data is updated and the
-    application goes back to the centre (caller commits)."""
+    """A returned registration, corrected, goes back to the centre (caller commits).
+
+    The corrections travel in the application and take effect on approval: an enterprise
+    already active on another platform is not renamed, nor its data changed, by an unreviewed
+    resubmission. One that is not active anywhere yet takes them at once (nothing uses it)."""
     org = db.session.get(Organisation, application.organisation_id)
     assert org is not None and org.uscc is not None
-    org.name = str(values["name"])
-    org.profile = profile_of({**values, "platforms": application.data.get("platforms", [])})
-    if account.status == "pending":
+    platforms = list(application.data.get("platforms", []))
+    corrected = profile_of({**values, "platforms": platforms})
+    district = _district(org.uscc, values)
+    if org.status != "active":
+        org.name = str(values["name"])
+        org.profile = {**org.profile, **corrected}
+        org.district = district
         account.name = org.name
-    data = {**application.data, "name": org.name, "profile": org.profile}
+    application.district = district
+    data = {**application.data, "name": str(values["name"]), "profile": corrected}
     resubmit(application, data, account.id)

@@ -53,12 +53,12 @@ BIND_ROLE = "enterprise_admin"
 LEGACY_ID_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 BASE32_RE = re.compile(r"[A-Z2-7]+")
 OTP_RE = re.compile(r"[0-9]{6}")
-NAME_MAX = 200
+NAME_MAX = 100  # the UKey account carries the name too (Account.name, String(100))
 SECRET_MIN, SECRET_MAX = 16, 64  # base32 characters (64: the sealed value fits its column)
 KEY_MIN, KEY_MAX = 6, 128
 
 # --- messages (shown beside the fields, or as the reason of a rejected row) ----------------
-MSG_NAME = f"企业名称应为1–{NAME_MAX}个可打印字符"
+MSG_NAME = f"企业名称应为1–{NAME_MAX}个字符的文字、数字或括号"
 MSG_LEGACY_ID = "维修资金系统账号应为1–64位字母、数字或 _ . -"
 MSG_LEGACY_ID_REQUIRED = "请输入维修资金系统账号"
 MSG_SECRET_FORMAT = f"OTP密钥应为{SECRET_MIN}–{SECRET_MAX}位base32字符（A–Z、2–7）"
@@ -74,8 +74,6 @@ MSG_WRONG_KEY = "维修资金系统账号或密钥错误"
 MSG_TRIES_LEFT = "，还可尝试{left}次"
 MSG_OTP_USED = "该动态口令已使用过，请等待动态口令更新后输入新的动态口令"
 MSG_LOCKED = "绑定尝试次数过多，已锁定，请{minutes}分钟后再试。"
-MSG_USCC_MISMATCH = ("该维修资金系统账号的统一社会信用代码与您UKey证书中的不一致，不能绑定。"
-                     "请使用本企业的维修资金系统账号。")
 MSG_ALREADY_BOUND = "该企业已绑定UKey账号，请直接使用UKey登录。"
 MSG_DISABLED = "该企业账号已停用，请联系所在区中心。"
 
@@ -219,7 +217,7 @@ def _parse(reader: Iterable[str], report: ImportReport) -> list[_Row]:
 
 def _row(line: int, raw: dict[str, str]) -> _Row:
     uscc = normalize_uscc(raw["uscc"], "uscc")
-    name = normalize_name(raw["name"], "name", NAME_MAX, MSG_NAME)
+    name = normalize_name(raw["name"], "name", NAME_MAX, MSG_NAME, organisation=True)
     legacy_id = normalize_legacy_id(raw["legacy_id"])
     secret = normalize_totp_secret(raw["totp_secret"]) if raw["totp_secret"].strip() else None
     key = normalize_key(raw["key"]) if raw["key"].strip() else None
@@ -360,16 +358,18 @@ _DUMMY_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 
 class _Tries:
-    """Wrong tries counted per legacy account AND per certificate (x5t, which the pending
-    session carries): guessing one account's code from many sessions, or many accounts' codes
-    from one UKey, both stop after ``legacy_bind_max_tries``. Counted whether or not the legacy
-    id exists, so the lock tells nothing about which ids do."""
+    """Wrong tries counted per enterprise (the certificate's USCC, or its organisation code)
+    AND per certificate (x5t): guessing from many sessions or with many certificates of one
+    enterprise both stop after ``legacy_bind_max_tries``. Only the enterprise's own tries
+    count: another enterprise's UKey can neither lock it out nor test guesses against it
+    (``bind`` looks only at the certificate's own legacy account)."""
 
-    def __init__(self, store: Store, limit: int, seconds: int, legacy_id: str, x5t: str) -> None:
+    def __init__(self, store: Store, limit: int, seconds: int, enterprise: str,
+                 x5t: str) -> None:
         self._store = store
         self._limit = limit
         self._seconds = seconds
-        self._subjects = [f"legacy-bind:id:{legacy_id}", f"legacy-bind:x5t:{x5t}"]
+        self._subjects = [f"legacy-bind:org:{enterprise}", f"legacy-bind:x5t:{x5t}"]
 
     def locked_for(self) -> int:
         return max((self._store.ttl(f"{s}:lock") or 0) for s in self._subjects)
@@ -421,12 +421,14 @@ def _otp_step(legacy: LegacyAccount | None, code: str, now: float) -> int | None
     return matched
 
 
-def _same_enterprise(pending: PendingUkey, legacy: LegacyAccount) -> bool:
-    """The certificate's USCC — or, for a certificate that carries only a 组织机构代码, that
-    code — is the legacy account's."""
+def _of_certificate(pending: PendingUkey) -> sa.ColumnElement[bool]:
+    """Legacy accounts of the certificate's enterprise: its USCC — or, for a certificate that
+    carries only a 组织机构代码, the USCC containing that code. The scope is in the query: an
+    account of another enterprise is, to this certificate, an account that does not exist."""
     if pending.uscc:
-        return pending.uscc == legacy.uscc
-    return bool(pending.org_code) and pending.org_code == org_code_of(legacy.uscc)
+        return LegacyAccount.uscc == pending.uscc
+    return sa.and_(sa.literal(bool(pending.org_code)),
+                   sa.func.substr(LegacyAccount.uscc, 9, 9) == pending.org_code)
 
 
 def bind(pending: PendingUkey, legacy_id: str, *, otp_code: str | None = None,
@@ -449,15 +451,15 @@ def bind(pending: PendingUkey, legacy_id: str, *, otp_code: str | None = None,
     else:
         proof = normalize_key(key)
     attempt = _Attempt(pending, legacy_id, method, _Tries(
-        get_store(), settings.legacy_bind_max_tries, settings.lockout_seconds, legacy_id,
-        pending.x5t))
+        get_store(), settings.legacy_bind_max_tries, settings.lockout_seconds,
+        pending.uscc or pending.org_code, pending.x5t))
     wait = attempt.tries.locked_for()
     if wait:
         attempt.refuse("locked")
         raise BindLocked(_locked_message(wait), wait)
 
     legacy = db.session.scalar(sa.select(LegacyAccount).where(
-        LegacyAccount.legacy_id == legacy_id))
+        LegacyAccount.legacy_id == legacy_id, _of_certificate(pending)))
     step: int | None = None
     if method == "otp":
         step = _otp_step(legacy, proof, time.time())
@@ -468,8 +470,6 @@ def bind(pending: PendingUkey, legacy_id: str, *, otp_code: str | None = None,
     if legacy is None or not proven:
         attempt.wrong("unknown_account" if legacy is None else f"wrong_{method}",
                       MSG_WRONG_OTP if method == "otp" else MSG_WRONG_KEY)
-    if not _same_enterprise(pending, legacy):
-        attempt.wrong("uscc_mismatch", MSG_USCC_MISMATCH, page=True)
     org = db.session.get(Organisation, legacy.organisation_id)
     if org is None or org.status == "disabled":
         attempt.refuse("organisation_disabled")

@@ -150,9 +150,12 @@ def status() -> ResponseReturnValue:
 
 
 def _own_application(application_id: int, org: Organisation) -> Application:
-    application = db.session.get(Application, application_id)
-    if (application is None or application.organisation_id != org.id
-            or application.kind != "enterprise_registration"):
+    """The enterprise's own registration application (scoped in the query, locked for the
+    resubmission); anything else is a 404."""
+    application = db.session.scalar(sa.select(Application).where(
+        Application.id == application_id, Application.organisation_id == org.id,
+        Application.kind == "enterprise_registration").with_for_update())
+    if application is None:
         abort(404)
     return application
 
@@ -167,7 +170,7 @@ def _form_from_profile(form: EnterpriseRegistrationForm, org: Organisation) -> N
     form.name.data = org.name
 
 
-@bp.route("/register/enterprise/resubmit/<int:application_id>", methods=["GET", "POST"])
+@bp.route("/register/enterprise/resubmit/<id:application_id>", methods=["GET", "POST"])
 def resubmit(application_id: int) -> ResponseReturnValue:
     own = _own_enterprise()
     if own is None:

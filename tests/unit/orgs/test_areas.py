@@ -23,16 +23,15 @@ from idp.orgs.areas import (
     MSG_MERGE_NONE,
     MSG_MERGE_SELF,
     AreaNotFound,
-    active_areas,
     area_for,
     create_area,
     district_choices,
-    find_active_area,
     merge_areas,
     rename_area,
 )
 from idp.orgs.models import Application, AreaLink, Organisation, PropertyArea
 from idp.orgs.review import current_area, open_application
+from idp.registration.committees import find_area
 from idp.validators import DISTRICTS, MSG_CHOICE
 from tests.conftest import table_counts
 from tests.factories import make_area, make_centre
@@ -243,19 +242,20 @@ def test_t07_merge_moves_links_and_open_applications_to_the_survivor(app):
              for lk in db.session.scalars(sa.select(AreaLink))}
     assert links == {(survivor.id, "committee", committee.id),
                      (survivor.id, "manager", manager.id)}
-    assert db.session.get(Application, pending.id).data["area_id"] == survivor.id
-    assert db.session.get(Application, as_text.id).data["area_id"] == str(survivor.id)
-    assert db.session.get(Application, decided.id).data["area_id"] == a.id  # history stays
-    assert sorted(result.applications) == sorted([pending.id, as_text.id])
+    # Applications keep the area they named; reading them follows the merge.
+    assert db.session.get(Application, pending.id).data["area_id"] == a.id
+    assert db.session.get(Application, as_text.id).data["area_id"] == str(b.id)
+    assert current_area(int(db.session.get(Application, as_text.id).data["area_id"])).id == \
+        survivor.id
     [event] = events("area.merge")
     assert event.account_id == actor.id
     assert event.detail["survivor"] == survivor.id
     assert event.detail["merged"] == sorted([a.id, b.id])
     assert event.detail["links_moved"] == 1 and event.detail["links_dropped"] == 1
     # Registration finds the survivor only.
-    assert find_active_area("310115", "和谐花园一期") is None
-    assert find_active_area("310115", " 和谐花园 ").id == survivor.id
-    assert [x.id for x in active_areas("310115")] == [survivor.id]
+    with pytest.raises(FieldError):
+        find_area("310115", "和谐花园一期")
+    assert find_area("310115", "和谐花园").id == survivor.id
 
 
 def test_t07_earlier_merges_point_straight_at_the_new_survivor(app):
@@ -310,8 +310,8 @@ def test_t07_an_open_committee_registration_counts_as_a_committee(app):
     result = merge_areas(empty, [other], actor)
     db.session.commit()
     [application] = db.session.scalars(sa.select(Application))
-    assert result.applications == [application.id]
-    assert application.data["area_id"] == empty.id
+    assert result.survivor.id == empty.id
+    assert current_area(application.data["area_id"]).id == empty.id
 
 
 def test_t07_a_disabled_committees_stale_link_does_not_block_a_merge(app):
@@ -348,10 +348,11 @@ def test_t07_merge_refusals(app):
     assert snapshot() == rows
 
 
-def test_t07_find_active_area(app):
+@pytest.mark.parametrize(("district", "name"), [("310115", "和谐 花园"), ("310104", "和谐花园"),
+                                                ("310115", "<script>"), ("310115", "")])
+def test_t07_registration_refuses_an_area_that_does_not_exist(app, district, name):
+    """T07: registration finds an active area of that district by its exact name, or none."""
     area = make_area("和谐花园", "310115")
-    assert find_active_area("310115", "和谐花园").id == area.id
-    assert find_active_area("310115", "和谐 花园") is None
-    assert find_active_area("310104", "和谐花园") is None
-    assert find_active_area("310115", "<script>") is None
-    assert find_active_area("310115", "") is None
+    assert find_area("310115", "和谐花园").id == area.id
+    with pytest.raises(FieldError):
+        find_area(district, name)

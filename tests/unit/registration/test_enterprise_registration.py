@@ -443,3 +443,73 @@ def test_s06_enterprise_registered_for_one_platform_adds_the_other(
     assert platforms == ["repair_fund", "supervision"]
     again = client.post("/register/platforms", data={**fields, "platforms": ["repair_fund"]})
     assert again.status_code == 400 and "请选择尚未注册的平台" in again.text
+
+
+@pytest.mark.parametrize("path", ["/register/enterprise/resubmit/2147483648",
+                                  "/register/enterprise/resubmit/0",
+                                  "/register/enterprise/resubmit/９",
+                                  "/register/enterprise/resubmit/99999999999999999999"])
+def test_ids_no_column_can_hold_are_not_found(client: FlaskClient, devca: DevCA,
+                                              path: str) -> None:
+    """Ids past 32 bits, zero, or in other scripts' digits name nothing: 404, never a 500."""
+    csrf = start(client, devca)
+    submit(client, csrf)
+    assert client.get(path).status_code == 404
+
+
+def test_t02_a_former_qualification_must_name_its_level(client: FlaskClient,
+                                                         devca: DevCA) -> None:
+    """Answering 是 to 原来是否有资质证书 (which skips the unqualified review) needs 原资质等级."""
+    csrf = start(client, devca)
+    response = submit(client, csrf, platforms=["supervision"],
+                      **{**SUPERVISION, "qualification_level": ""})
+    assert response.status_code == 400
+    assert 'id="qualification_level-error" role="alert">此项为必填项</p>' in response.text
+
+
+def test_t02_resubmission_does_not_change_an_active_enterprise_before_approval(
+        client: FlaskClient, devca: DevCA) -> None:
+    """Active on repair_fund, supervision returned: the corrected name and district wait in
+    the application (and its queue moves to the new district) until the centre approves."""
+    csrf = start(client, devca)
+    submit(client, csrf, platforms=["repair_fund", "supervision"],
+           **{**SUPERVISION, "had_qualification": "否", "qualification_level": ""})
+    reviewer = make_centre(district="310115")
+    application = db.session.scalar(sa.select(Application))
+    assert application is not None
+    return_application(application, reviewer, "请补充材料")
+    db.session.commit()
+    form = client.get(f"/register/enterprise/resubmit/{application.id}")
+    fields = {**BASE, **SUPERVISION, "had_qualification": "否", "qualification_level": "",
+              "name": "改名物业", "district": "310101", "csrf_token": csrf_from(form.text)}
+    fields.pop("platforms")
+    assert client.post(f"/register/enterprise/resubmit/{application.id}",
+                       data=fields).status_code == 303
+    db.session.expire_all()
+    org = db.session.get(Organisation, application.organisation_id)
+    application = db.session.get(Application, application.id)
+    assert org is not None and application is not None
+    assert (org.name, org.district) == ("测试物业维修中心2", "310115")
+    assert application.district == "310101" and application.data["name"] == "改名物业"
+    from idp.orgs.review import approve
+    approve(application, make_centre(phone="13600000002", district="310101"))
+    db.session.commit()
+    assert org.name == "改名物业"
+    assert org.profile["supervision"]["district"] == "310101"
+
+
+def test_t02_approval_does_not_revive_a_disabled_enterprise(client: FlaskClient,
+                                                            devca: DevCA) -> None:
+    csrf = start(client, devca)
+    submit(client, csrf, platforms=["supervision"],
+           **{**SUPERVISION, "had_qualification": "否", "qualification_level": ""})
+    application = db.session.scalar(sa.select(Application))
+    assert application is not None
+    org = db.session.get(Organisation, application.organisation_id)
+    assert org is not None
+    org.status = "disabled"
+    db.session.commit()
+    from idp.orgs.review import approve
+    approve(application, make_centre())
+    db.session.commit()
+    assert org.status == "disabled"

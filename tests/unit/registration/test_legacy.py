@@ -523,15 +523,23 @@ def test_s04_an_otp_code_two_steps_old_is_refused(app: Flask, client: FlaskClien
 def test_s04_another_enterprises_certificate_is_refused(app: Flask, client: FlaskClient,
                                                         devca: DevCA,
                                                         imported: LegacyAccount) -> None:
-    """S04: the certificate's USCC must be the legacy account's: the right code presented with
-    another enterprise's UKey binds nothing, and says why."""
+    """S04: the certificate's USCC must be the legacy account's. To another enterprise's UKey
+    the account does not exist: the right code binds nothing and is not confirmed as right
+    (the answer is the wrong-code one), and that enterprise's tries cannot lock this one out."""
     start(client, pem_of(devca, USCC2, "另一物业有限公司"))
-    response = post_bind(client, otp_code=pyotp.TOTP(SECRET).now())
-    assert response.status_code == 403
-    assert page_error(response.text) == legacy.MSG_USCC_MISMATCH
+    code = pyotp.TOTP(SECRET).now()
+    response = post_bind(client, otp_code=code)
+    assert response.status_code == 400
+    assert field_error(response.text, "otp_code").startswith(legacy.MSG_WRONG_OTP)
+    for _ in range(5):  # the other enterprise locks only itself
+        post_bind(client, otp_code="000000")
     assert bound_account() is None and bound_account(USCC2) is None
     assert legacy_of("FUND-001").last_otp_step is None  # the code was not used up
-    assert events("legacy.bind", "failure")[-1].detail["reason"] == "uscc_mismatch"
+    assert events("legacy.bind", "failure")[-1].detail["reason"] in ("unknown_account", "locked")
+    other = app.test_client()
+    start(other, pem_of(devca, USCC))
+    assert post_bind(other, otp_code=code).status_code == 303
+    assert bound_account() is not None
 
 
 def test_s04_a_certificate_with_only_the_organisation_code_binds(
