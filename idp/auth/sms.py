@@ -33,8 +33,11 @@ MSG_FORMAT = "请输入6位数字验证码"
 TEXTS = {
     "login": "【{sign}】您的登录验证码为{code}，{minutes}分钟内有效。"
              "请勿泄露给他人，如非本人操作请忽略本短信。",
-    # Registration, applications and account look-up: proof that the phone is the person's.
-    "verify": "【{sign}】您的验证码为{code}，{minutes}分钟内有效，用于验证手机号。"
+    # Proof that the phone is the person's: 业委会注册, and 用户名查询 (T05). One purpose each,
+    # so that a code asked for on one page cannot complete the other.
+    "committee": "【{sign}】您的业委会注册验证码为{code}，{minutes}分钟内有效。"
+                 "请勿泄露给他人，如非本人操作请忽略本短信。",
+    "lookup": "【{sign}】您的用户名查询验证码为{code}，{minutes}分钟内有效。"
               "请勿泄露给他人，如非本人操作请忽略本短信。",
 }
 MSG_INITIAL_PASSWORD = ("【{sign}】您的统一认证登录平台账号已开通（{role}）。登录手机号{phone}，"

@@ -61,10 +61,11 @@ def _show_errors(form: Any, errors: dict[str, str]) -> str | None:
     return page
 
 
-def _sms(send_field: str, raw_phone: str) -> tuple[int, str, int]:
-    """Send a ``verify`` code; (status, message, seconds to wait)."""
+def _sms(send_field: str, raw_phone: str, purpose: str) -> tuple[int, str, int]:
+    """Send a code for ``purpose``; (status, message, seconds to wait)."""
     try:
-        message = svc.send_verify_code(raw_phone, send_field, request.remote_addr or "-")
+        message = svc.send_verify_code(raw_phone, send_field, request.remote_addr or "-",
+                                       purpose)
     except RateLimited as exc:
         return 429, exc.message, exc.retry_after
     except FieldError as exc:
@@ -106,7 +107,8 @@ def register_sms() -> ResponseReturnValue:
     """The 【获取验证码】 button of the registration page: JSON for its script; without the
     script the whole form comes here, and the page is shown again with what was typed."""
     sms_form = CommitteeSmsForm()
-    status, message, wait = _sms("handler1_phone", sms_form.handler1_phone.data or "")
+    status, message, wait = _sms("handler1_phone", sms_form.handler1_phone.data or "",
+                                svc.SMS_REGISTER)
     if _wants_json():
         return jsonify({"ok": status == 200, "message": message, "wait": wait}), status
     form = RegistrationForm()
@@ -322,7 +324,7 @@ def lookup() -> ResponseReturnValue:
 def lookup_sms() -> ResponseReturnValue:
     """The 【获取验证码】 button of 「用户名查询」: the same answer for every well-formed phone."""
     sms_form = LookupSmsForm()
-    status, message, wait = _sms("phone", sms_form.phone.data or "")
+    status, message, wait = _sms("phone", sms_form.phone.data or "", svc.SMS_LOOKUP)
     if _wants_json():
         return jsonify({"ok": status == 200, "message": message, "wait": wait}), status
     form = LookupForm()

@@ -69,6 +69,8 @@ COMMITTEE_PLATFORMS = ("repair_fund",)  # the platform(s) committee handlers wor
 HANDLER_ROLE = "committee_handler"
 MAX_HANDLERS = 3
 LOOKUP_KEY = "lookup_phone"
+SMS_REGISTER = "committee"  # SMS code purposes (idp.auth.sms.TEXTS)
+SMS_LOOKUP = "lookup"
 LOOKUP_TTL = 600  # seconds a look-up's proof of the phone lasts (resubmission uses it)
 OPEN_STATUSES = ("pending", "returned")
 PAGE = "_page"  # the "field" of errors that belong to the whole page
@@ -342,35 +344,37 @@ class Registered:
     passwords_sent: bool  # initial passwords of the handlers went out (approved only)
 
 
-def send_verify_code(raw_phone: str, field: str, ip: str) -> str:
-    """The 【获取验证码】 button of these pages (purpose ``verify``): the same answer for every
-    well-formed number, whether or not it belongs to anybody. Audited like login codes."""
+def send_verify_code(raw_phone: str, field: str, ip: str, purpose: str) -> str:
+    """The 【获取验证码】 button of these pages: the same answer for every well-formed number,
+    whether or not it belongs to anybody. Audited like login codes. ``purpose`` (``committee``
+    or ``lookup``) keeps a code asked for on one page from completing the other."""
     if not (raw_phone or "").strip():
         raise FieldError(field, MSG_PHONE_REQUIRED)
     phone = normalize_mobile(raw_phone, field)
     try:
-        message = sms_codes().send(phone, ip, purpose="verify")
+        message = sms_codes().send(phone, ip, purpose=purpose)
     except (RateLimited, ServiceUnavailable) as exc:
-        audit.record("sms.send", audit.FAILURE, phone=mask(phone), purpose="verify",
+        audit.record("sms.send", audit.FAILURE, phone=mask(phone), purpose=purpose,
                      reason="rate_limited" if isinstance(exc, RateLimited) else "gateway")
         db.session.commit()
         if isinstance(exc, RateLimited):
             raise RateLimited(field, exc.message, exc.retry_after) from None
         raise
-    audit.record("sms.send", phone=mask(phone), purpose="verify")
+    audit.record("sms.send", phone=mask(phone), purpose=purpose)
     db.session.commit()
     return message
 
 
-def _use_code(phone: str, raw_code: str, event: str, field: str = "sms_code") -> None:
-    """Check and use up the ``verify`` code of ``phone``; a failure is audited (with nothing
+def _use_code(phone: str, raw_code: str, event: str, purpose: str,
+              field: str = "sms_code") -> None:
+    """Check and use up the ``purpose`` code of ``phone``; a failure is audited (with nothing
     else: the caller has written nothing yet) and raised as FieldError(field)."""
     code = (raw_code or "").strip()
     try:
         if not code:
             raise FieldError("sms_code", MSG_SMS_REQUIRED)
-        sms_codes().check(phone, code, "verify")
-        if not sms_codes().consume(phone, "verify"):
+        sms_codes().check(phone, code, purpose)
+        if not sms_codes().consume(phone, purpose):
             raise FieldError("sms_code", MSG_EXPIRED)
     except FieldError as exc:
         db.session.rollback()
@@ -390,7 +394,8 @@ def register(form: Mapping[str, Any]) -> Registered:
         raise
     applicant = facts.handlers[0]
     try:
-        _use_code(applicant.phone, _text(form, "sms_code"), "committee.register")
+        _use_code(applicant.phone, _text(form, "sms_code"), "committee.register",
+                  SMS_REGISTER)
     except FieldError as exc:
         raise FormInvalid({exc.field: exc.message}) from None
     # The area's row lock: two registrations of one area cannot both pass the check above.
@@ -681,12 +686,12 @@ def association_prefill(application: Application) -> str:
 # --- account look-up (T05, 用户名查询) ----------------------------------------------------------
 
 def verify_lookup(raw_phone: str, raw_code: str) -> str:
-    """Prove the phone by its SMS code (purpose ``verify``); the look-up then shows only what
+    """Prove the phone by its SMS code (purpose ``lookup``); the look-up then shows only what
     belongs to that phone. Remembered in the session for ``LOOKUP_TTL`` seconds."""
     if not (raw_phone or "").strip():
         raise FieldError("phone", MSG_PHONE_REQUIRED)
     phone = normalize_mobile(raw_phone, "phone")
-    _use_code(phone, raw_code, "account.lookup")
+    _use_code(phone, raw_code, "account.lookup", SMS_LOOKUP)
     found = db.session.scalar(sa.select(Account.id).where(Account.phone == phone))
     audit.record("account.lookup", account_id=found, phone=mask(phone), found=found is not None)
     db.session.commit()

@@ -17,7 +17,7 @@ from idp.orgs.models import Application, PropertyArea
 from idp.orgs.review import MSG_NOT_RETURNED
 from idp.registration import committees as svc
 from idp.store import get_store
-from tests.conftest import csrf_from, last_code
+from tests.conftest import csrf_from, last_code, sms_messages
 from tests.factories import make_account, make_area
 from tests.unit.auth.helpers import Page, field_error, other_code
 from tests.unit.registration.test_committees import (
@@ -48,9 +48,7 @@ def send_lookup_code(client: FlaskClient, phone: str) -> Any:
 def look_up(client: FlaskClient, app: Flask, phone: str, code: str | None = None) -> Any:
     """The whole look-up; returns the result page (or the refusal)."""
     if code is None:
-        # The registration page sent this phone a code a moment ago; a person would wait out
-        # the resend interval, the test skips it.
-        get_store().delete(f"sms:cool:verify:{phone}")
+        get_store().delete(f"sms:cool:lookup:{phone}")  # the test skips the resend interval
         assert send_lookup_code(client, phone).status_code == 200
         code = last_code(app, phone)
     csrf = csrf_from(client.get("/lookup").text)
@@ -287,3 +285,23 @@ def test_T04_another_registration_may_not_take_a_returned_ones_area(
     assert response.status_code == 400
     assert field_error(response.text, "area_name") == svc.MSG_AREA_TAKEN
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Application)) == 1
+
+
+def test_T05_a_committee_registration_code_does_not_open_the_look_up(
+        app: Flask, client: FlaskClient) -> None:
+    """Each page has its own SMS purpose: a code sent by 「业委会注册」 is no proof for
+    「用户名查询」 (and the other way round)."""
+    phone = "13700000009"
+    csrf = csrf_from(client.get("/register/committee").text)
+    sent = client.post("/register/committee/sms", data={"handler1_phone": phone,
+                                                         "csrf_token": csrf},
+                       headers={"Accept": "application/json"})
+    assert sent.status_code == 200
+    code = last_code(app, phone)
+    assert "业委会注册验证码" in sms_messages(app, phone)[-1]["text"]
+    csrf = csrf_from(client.get("/lookup").text)
+    response = client.post("/lookup", data={"phone": phone, "sms_code": code,
+                                            "csrf_token": csrf})
+    assert response.status_code == 400
+    with client.session_transaction() as session:
+        assert "lookup_phone" not in session
