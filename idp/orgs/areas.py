@@ -29,6 +29,7 @@ from idp.extensions import db
 from idp.orgs.models import Application, AreaLink, Organisation, PropertyArea
 from idp.orgs.review import current_area, reviewer_districts
 from idp.validators import DISTRICTS, choice, normalize_name
+from idp.web import is_id
 
 NAME_LIMIT = 100  # PropertyArea.name is String(100)
 MAX_MERGE = 50  # areas merged in one go: a clerk ticks a handful; a bound keeps the lock short
@@ -252,4 +253,4 @@ def _area_id_of(data: Any) -> int | None:
     text = str(value)
     if isinstance(value, bool) or not (text.isascii() and text.isdigit() and len(text) <= 10):
         return None
-    return int(text)
+    return int(text) if is_id(int(text)) else None

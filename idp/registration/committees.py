@@ -58,6 +58,7 @@ from idp.orgs.review import (
     resubmit,
 )
 from idp.validators import DISTRICTS, normalize_mobile, normalize_name, normalize_uscc
+from idp.web import is_id
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -620,7 +621,7 @@ def parse_target(raw: str) -> int:
     text = (raw or "").strip()
     if not text:
         raise FieldError("target", MSG_TARGET)
-    if not (text.isascii() and text.isdigit() and len(text) <= 12):
+    if not (text.isascii() and text.isdigit() and len(text) <= 10 and is_id(int(text))):
         raise FieldError("target", MSG_TARGET_INVALID)
     return int(text)
 
