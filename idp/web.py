@@ -61,6 +61,12 @@ class IdConverter(IntegerConverter):
         super().__init__(url_map, min=1, max=MAX_ID)
 
 
+def wants_json() -> bool:
+    """A page's own script asking (the 「获取验证码」 buttons): JSON ``{ok, message, wait}``."""
+    return request.accept_mimetypes.best == "application/json" or (
+        request.headers.get("X-Requested-With") == "fetch")
+
+
 def is_api_request() -> bool:
     return request.path.startswith(API_PREFIXES)
 
@@ -78,6 +84,7 @@ def error_response(status: int, description: str | None = None) -> Response | tu
     return render_template("error.html", message=message, status=status), status
 
 
+MSG_FORM_EXPIRED = "页面已过期，请刷新页面后重试。"  # a form without (or with a stale) CSRF token
 MSG_CONTROL_CHARACTERS = "提交的内容包含不可见的控制字符，请检查后重试。"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -172,7 +179,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> Response | tuple[str, int] | tuple[Response, int]:
-        message = "页面已过期，请刷新页面后重试。"
+        message = MSG_FORM_EXPIRED
         if request.accept_mimetypes.best == "application/json":  # the login page's script
             return jsonify({"ok": False, "message": message, "wait": 0}), 400
         return error_response(400, message)

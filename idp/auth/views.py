@@ -43,15 +43,9 @@ from idp.pki.certs import CertificateError
 from idp.security import new_token
 from idp.store import get_store, take_slot
 from idp.validators import MSG_PHONE_FORMAT, normalize_phone
-from idp.web import PAGE_MESSAGES
+from idp.web import PAGE_MESSAGES, wants_json
 
 bp = Blueprint("auth", __name__)
-
-
-def _wants_json() -> bool:
-    return request.accept_mimetypes.best == "application/json" or (
-        request.headers.get("X-Requested-With") == "fetch"
-    )
 
 
 def _render_login(form: PhoneLoginForm, status: int = 200, notice: str | None = None,
@@ -111,7 +105,7 @@ def send_sms() -> ResponseReturnValue:
             status, message = 400, exc.message
         except ServiceUnavailable as exc:
             status, message = 503, exc.message
-    if _wants_json():
+    if wants_json():
         return jsonify({"ok": status == 200, "message": message, "wait": wait}), status
     form = PhoneLoginForm(formdata=None)
     form.phone.data = sms_form.phone.data or ""

@@ -36,17 +36,12 @@ from idp.registration.committee_forms import (
     ResubmitForm,
 )
 from idp.validators import DISTRICTS
-from idp.web import PAGE_MESSAGES
+from idp.web import PAGE_MESSAGES, wants_json
 
 bp = Blueprint("committee", __name__)
 
 COMMITTEE_KEY = "committee_id"  # which of the handler's committees the console shows
 MSG_NOT_HANDLER = "您没有业委会经办人身份，无法使用业委会功能。"
-
-
-def _wants_json() -> bool:
-    return request.accept_mimetypes.best == "application/json" or (
-        request.headers.get("X-Requested-With") == "fetch")
 
 
 def _show_errors(form: Any, errors: dict[str, str]) -> str | None:
@@ -109,7 +104,7 @@ def register_sms() -> ResponseReturnValue:
     sms_form = CommitteeSmsForm()
     status, message, wait = _sms("handler1_phone", sms_form.handler1_phone.data or "",
                                 svc.SMS_REGISTER)
-    if _wants_json():
+    if wants_json():
         return jsonify({"ok": status == 200, "message": message, "wait": wait}), status
     form = RegistrationForm()
     form.sms_code.data = ""
@@ -325,7 +320,7 @@ def lookup_sms() -> ResponseReturnValue:
     """The 【获取验证码】 button of 「用户名查询」: the same answer for every well-formed phone."""
     sms_form = LookupSmsForm()
     status, message, wait = _sms("phone", sms_form.phone.data or "", svc.SMS_LOOKUP)
-    if _wants_json():
+    if wants_json():
         return jsonify({"ok": status == 200, "message": message, "wait": wait}), status
     form = LookupForm()
     form.sms_code.data = ""

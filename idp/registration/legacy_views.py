@@ -20,13 +20,13 @@ from idp.auth.sso import current_account
 from idp.errors import FieldError
 from idp.registration import legacy
 from idp.registration.pending import PendingUkey, pending_ukey
+from idp.web import MSG_FORM_EXPIRED
 
 bp = Blueprint("legacy", __name__)
 
 DONE_KEY = "legacy_bound"
 METHODS = {"otp": "OTP动态口令", "key": "密钥"}
 MSG_METHOD = "请选择验证方式"
-MSG_EXPIRED_FORM = "页面已过期，请刷新页面后重试。"
 
 
 class LooseRadio(RadioField):  # type: ignore[misc]
@@ -87,7 +87,7 @@ def bind_view() -> ResponseReturnValue:
     if not form.is_submitted():
         return _render(form, pending, 200)
     if not form.validate():  # CSRF
-        return _render(form, pending, 400, error=MSG_EXPIRED_FORM)
+        return _render(form, pending, 400, error=MSG_FORM_EXPIRED)
     values = _parse(form)
     if values is None:
         return _render(form, pending, 400)

@@ -26,6 +26,7 @@ from idp.registration import enterprise
 from idp.registration.forms import EnterpriseRegistrationForm
 from idp.registration.pending import PENDING_KEY, PendingUkey, log_in, pending_ukey
 from idp.validators import DISTRICTS, ID_TYPES, QUALIFICATION_LEVELS
+from idp.web import MSG_FORM_EXPIRED
 
 bp = Blueprint("registration", __name__)
 
@@ -82,7 +83,7 @@ def enterprise_form() -> ResponseReturnValue:
         form.name.data = pending.name
         return _render_form(form, pending, 200)
     if not form.validate():  # CSRF
-        return _render_form(form, pending, 400, error="页面已过期，请刷新页面后重试。")
+        return _render_form(form, pending, 400, error=MSG_FORM_EXPIRED)
     parsed = enterprise.parse_form(request.form, pending)
     if parsed.errors:
         _apply_errors(form, parsed.errors)
@@ -191,7 +192,7 @@ def resubmit(application_id: int) -> ResponseReturnValue:
         _form_from_profile(form, org)
         return render(200)
     if not form.validate():
-        return render(400, "页面已过期，请刷新页面后重试。")
+        return render(400, MSG_FORM_EXPIRED)
     parsed = enterprise.parse_form(request.form, None, fixed_platforms=platforms)
     if parsed.errors:
         _apply_errors(form, parsed.errors)
@@ -222,7 +223,7 @@ def add_platform() -> ResponseReturnValue:
         _form_from_profile(form, org)
         return render(200)
     if not form.validate():
-        return render(400, "页面已过期，请刷新页面后重试。")
+        return render(400, MSG_FORM_EXPIRED)
     parsed = enterprise.parse_form(request.form, None)
     if parsed.errors:
         _apply_errors(form, parsed.errors)
