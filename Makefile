@@ -39,9 +39,10 @@ run: $(STAMP)
 	@echo
 	$(DEV_ENV) $(BIN)/idp serve --bind $(HOST):$(PORT)
 
-## make test: lint, type-check and run the whole suite (SQLite and PostgreSQL).
+## make test: lint, type-check and run the whole suite (SQLite and PostgreSQL), on every core
+## (pytest-xdist: each worker has its own databases, ports, browser and Redis key prefix).
 test: $(STAMP) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check idp relying_parties tests
