@@ -40,6 +40,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from idp.oidc import server as oidc_server
     from idp.oidc import views as oidc_views
     from idp.pki.transport import ClientCertificates
+    from idp.portal import views as portal_views
     from idp.registration import committee_views, legacy_views
     from idp.registration import views as registration_views
     from idp.store import create_store
@@ -108,6 +109,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(legacy_views.bp)
     app.register_blueprint(committee_views.bp)
     app.register_blueprint(centre.bp)
+    app.register_blueprint(portal_views.bp)
     web.init_app(app)
     # Outermost, so that it sees the TCP peer before TrustedProxies rewrites it.
     app.wsgi_app = ClientCertificates(  # type: ignore[method-assign]

@@ -39,6 +39,13 @@ def exists(uid: str | None) -> bool:
         "interactions", {})
 
 
+def params(uid: str) -> MultiDict[str, str] | None:
+    """The waiting request's parameters, left waiting (the role-selection page reads them)."""
+    if not exists(uid) or time.time() - session["interactions"][uid]["t"] >= MAX_AGE_SECONDS:
+        return None
+    return MultiDict([tuple(pair) for pair in session["interactions"][uid]["p"]])
+
+
 def pop(uid: str) -> tuple[MultiDict[str, str], float] | None:
     if not exists(uid):
         return None

@@ -273,5 +273,8 @@ def home() -> ResponseReturnValue:
         if pending_password_change() is not None:
             return redirect("/password/change", code=303)
         return redirect("/login", code=303)
+    from idp.portal.views import platform_choices
+
     return render_template("home.html", account=account, platforms=PLATFORMS,
+                           choices=platform_choices(account),
                            changed=request.args.get("changed") == "1"), 200

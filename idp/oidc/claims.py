@@ -2,7 +2,8 @@
 
 Scopes map to claims: ``profile`` → name; ``phone`` → phone_number(+_verified); ``org`` → org,
 platform, identity; ``roles`` → roles. ``sub`` is always there. The identity is the one chosen
-at login for the client's platform (S09); the relying party asks, the provider decides.
+at login for the client's platform (S09, ``idp.portal.selection``); the relying party asks, the
+provider decides.
 """
 
 from __future__ import annotations
@@ -49,16 +50,6 @@ def user_claims(account: Account, scope: str, identity_id: int | None) -> dict[s
         if "roles" in scopes:
             claims["roles"] = [identity.role]
     return claims
-
-
-def pick_identity(account: Account, client: Client) -> int | None:
-    """The identity that the tokens carry for this client's platform.
-
-    With exactly one identity on the platform it is that one; the role-selection step for
-    accounts with several (S09) hands its choice in through the session instead.
-    """
-    candidates = account.identities_for(client.platform)
-    return candidates[0].id if len(candidates) == 1 else None
 
 
 def sign_id_token(

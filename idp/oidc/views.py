@@ -8,7 +8,8 @@ from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oidc.core.errors import LoginRequiredError
+from authlib.oauth2.rfc6749.errors import AccessDeniedError
+from authlib.oidc.core.errors import AccountSelectionRequiredError, LoginRequiredError
 from flask import (
     Blueprint,
     Response,
@@ -23,17 +24,18 @@ from flask import session as web_session
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from idp.accounts.models import Account
+from idp.accounts.models import PLATFORMS, Account
 from idp.auth import interactions
 from idp.auth.sso import auth_context, current_account, pending_password_change
 from idp.auth.ukey import certificate_still_present
 from idp.extensions import csrf, db
 from idp.oidc import tokens
-from idp.oidc.claims import ACR_PHONE, ACR_UKEY, CLAIMS_SUPPORTED, pick_identity, user_claims
+from idp.oidc.claims import ACR_PHONE, ACR_UKEY, CLAIMS_SUPPORTED, user_claims
 from idp.oidc.keys import ALGORITHMS, KeyRing
 from idp.oidc.models import AUTH_METHODS, GRANT_TYPES, SCOPES, Client
 from idp.oidc.server import ALL_AUTH, SECRET_AUTH, IdpRequest, get_server, max_age_of
 from idp.pki.transport import presented_x5t
+from idp.portal import selection
 from idp.security import equal
 
 # The protocol endpoints are exempt from the form CSRF check as a blueprint: /token, /revoke,
@@ -81,7 +83,7 @@ def discovery() -> Response:
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS_SUPPORTED,
         "acr_values_supported": [ACR_PHONE, ACR_UKEY],
-        "prompt_values_supported": ["none", "login"],
+        "prompt_values_supported": ["none", "login", "select_account"],
         "authorization_response_iss_parameter_supported": True,
         "tls_client_certificate_bound_access_tokens": True,  # RFC 8705 §3.3
         "claims_parameter_supported": False,
@@ -151,6 +153,13 @@ def run_authorization(params: MultiDict[str, str], started_at: float) -> Respons
         )
         if need_login and "none" in prompts:
             raise LoginRequiredError(redirect_uri=grant.redirect_uri)
+        client: Client = grant.request.client
+        chosen = None if need_login or account is None else selection.select(
+            account, client, prompts, started_at)
+        if chosen is not None and chosen.missing and "none" in prompts:
+            raise AccessDeniedError(redirect_uri=grant.redirect_uri)
+        if chosen is not None and chosen.choose and "none" in prompts:
+            raise AccountSelectionRequiredError(redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
         return _authorization_error(req, error)
 
@@ -161,8 +170,15 @@ def run_authorization(params: MultiDict[str, str], started_at: float) -> Respons
         return redirect(interactions.url("auth.login", uid,
                                          login_hint=params.get("login_hint")), code=303)
 
-    assert account is not None
-    req.auth = auth_context(account, pick_identity(account, grant.request.client))
+    assert account is not None and chosen is not None
+    if chosen.missing:  # S09: no identity on this platform, no code (and a way forward)
+        return render_template("portal/no_identity.html", account=account,
+                               platform=PLATFORMS.get(client.platform or "", client.name),
+                               client=client), 403
+    if chosen.choose:  # S09: several identities: the role-selection page first
+        uid = interactions.save(params, started_at)
+        return redirect(interactions.url("portal.select_identity", uid), code=303)
+    req.auth = auth_context(account, chosen.identity_id)
     response = server.create_authorization_response(req, grant_user=account, grant=grant)
     return _with_issuer(response)
 

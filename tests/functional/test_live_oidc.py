@@ -57,10 +57,12 @@ def _form(html: str, pattern: re.Pattern[str]) -> str:
 
 def test_d01_full_login_life_with_authlib_client(live: LiveServer) -> None:
     """D01/D03/S17/T05: the complete flow through real HTTP with an outside client library."""
+    # A client of no platform: the person made by `idp users add` has no identity on either
+    # platform, and a platform's client would (rightly, S09) refuse them a code. Identities and
+    # role selection are proven in tests/unit/portal/.
     creds = live.idp_json(
         "clients", "add", "--client-id", "rp-live", "--name", "测试业务系统",
-        "--redirect-uri", REDIRECT, "--post-logout-redirect-uri", POST_LOGOUT,
-        "--platform", "repair_fund", "--json",
+        "--redirect-uri", REDIRECT, "--post-logout-redirect-uri", POST_LOGOUT, "--json",
     )
     user = live.idp_json("users", "add", "--phone", PHONE, "--name", "王芳", "--json")
     assert user["initial_password"]

@@ -70,7 +70,7 @@ from werkzeug.test import TestResponse
 
 from idp.accounts.models import Account, Identity
 from idp.extensions import db
-from idp.oidc.models import SCOPES
+from idp.oidc.models import SCOPES, Client
 from idp.orgs.models import Application, AreaLink, Organisation, PropertyArea
 from idp.pki.devca import DEMO_NAME, DEMO_USCC, SAMPLES, DevCA
 from idp.registration.committees import SMS_LOOKUP, SMS_REGISTER
@@ -111,6 +111,7 @@ CREDENTIALS = {"code", "public_code", "refresh", "machine"}  # used up by the ca
 SMS_PHONE = "13700000001"  # no account: the SMS button answers the same for it
 NEW_PASSWORD = "N3w-Passw0rd!"
 POST_LOGOUT = "https://rp.example.cn/"
+PORTAL_LOGIN = "https://rp.example.cn/auth/login"  # rp1's initiate_login_uri (OIDC Core §4)
 ISSUER = "http://localhost"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_BODY = 1_048_576
@@ -614,6 +615,38 @@ class World:
         assert response.status_code == 303, response.text
         return parse_qs(urlsplit(response.location).query)["i"][0]
 
+    # --- platform and role selection (S09, S18) ---------------------------------------------
+    def choice_uid(self) -> str:
+        """An authorization waiting on the role-selection page: PHONE gets a second identity
+        on the fund platform (once), and a fresh request is started."""
+        def second() -> int:
+            account = db.session.scalar(sa.select(Account).where(Account.phone == PHONE))
+            assert account is not None
+            org = Organisation(type="enterprise", name="和谐物业有限公司")
+            db.session.add(org)
+            db.session.flush()
+            identity = Identity(account_id=account.id, organisation_id=org.id, role="office",
+                                platform="repair_fund")
+            db.session.add(identity)
+            db.session.commit()
+            return identity.id
+        self.second_identity: int = self._cached("identity:second", second)
+        with self.client.session_transaction() as session:
+            session.pop("identity_choice", None)
+        response = self.client.get("/authorize", query_string=authorize_params())
+        assert response.status_code == 303 and "/select-identity" in response.location
+        return parse_qs(urlsplit(response.location).query)["i"][0]
+
+    def portal_ready(self) -> None:
+        """rp1 can be entered from the portal (its initiate_login_uri)."""
+        def enable() -> bool:
+            client = db.session.get(Client, "rp1")
+            assert client is not None
+            client.initiate_login_uri = PORTAL_LOGIN
+            db.session.commit()
+            return True
+        self._cached("portal", enable)
+
 
 def table_rows() -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
     """Every row of every table but the exempt ones, by primary key (for ``World.undo``)."""
@@ -932,6 +965,16 @@ CASES: list[Case] = [
     # --- pages ---------------------------------------------------------------------------------
     Case("home-anon", "GET", "/", "page", lambda w: [("changed", "1")], ("changed",),
          optional=frozenset({"changed"}), opaque=frozenset({"changed"})),
+    # --- platform and role selection (S09, S18) ---------------------------------------------
+    Case("select-identity-page", "GET", "/select-identity", "page",
+         lambda w: [("i", w.choice_uid())], ("i",), state="user"),
+    Case("select-identity", "POST", "/select-identity", "page",
+         lambda w: [("i", w.choice_uid()), ("identity", str(w.second_identity)),
+                    ("csrf_token", w.csrf())],
+         ("i", "identity", "csrf_token"), state="user"),
+    Case("portal-enter", "POST", "/portal/enter", "page",
+         lambda w: [("platform", "repair_fund"), ("csrf_token", w.csrf())],
+         ("platform", "csrf_token"), state="user", prepare=World.portal_ready),
     Case("home-user", "GET", "/", "page", lambda w: [("changed", "1")], ("changed",),
          state="user", optional=frozenset({"changed"}), opaque=frozenset({"changed"})),
     Case("login-page", "GET", "/login", "page",
@@ -1285,6 +1328,7 @@ ROUTES: dict[str, set[str]] = {
     "/.well-known/openid-configuration": {"GET"},
     "/.well-known/oauth-authorization-server": {"GET"}, "/jwks.json": {"GET"},
     "/static/<path:filename>": {"GET"},
+    "/select-identity": {"GET", "POST"}, "/portal/enter": {"POST"},
     "/register/bind": {"GET", "POST"}, "/register/bind/done": {"GET"},
     "/register": {"GET"}, "/register/prompt": {"GET"}, "/register/enterprise": {"GET", "POST"},
     "/register/done": {"GET"}, "/register/status": {"GET"},
@@ -1401,10 +1445,10 @@ def location_problem(response: TestResponse, sent: Pairs) -> str | None:
         return f"protocol-relative redirect {location[:80]!r}"
     if location.startswith("/") or location.startswith(ISSUER + "/"):
         return None
-    for allowed in (REDIRECT, POST_LOGOUT):
+    for allowed in (REDIRECT, POST_LOGOUT, PORTAL_LOGIN):
         if location == allowed or location.startswith(allowed + "?"):
             params = query_of(location)
-            if allowed == REDIRECT and params.get("iss") != [ISSUER]:
+            if allowed in (REDIRECT, PORTAL_LOGIN) and params.get("iss") != [ISSUER]:
                 return f"authorization response without iss: {location[:120]!r}"
             states = [v for k, v in sent if k == "state"]
             if len(states) == 1 and states[0] and params.get("state") != states:
