@@ -450,3 +450,19 @@ def legacy_import(file: str, as_json: bool) -> None:
     click.echo(report.summary())
     for rejection in report.rejected:
         click.echo(f"line {rejection.line}: {rejection.reason}")
+
+
+# --- back-channel logout ------------------------------------------------------------------------
+
+@cli.group("logout")
+def logout_group() -> None:
+    """Back-channel logout notices (OpenID Connect Back-Channel Logout 1.0)."""
+
+
+@logout_group.command("retry")
+@with_appcontext
+def logout_retry() -> None:
+    """Send the notices whose retry is due (run from a timer, e.g. every minute)."""
+    from idp.oidc.backchannel import retry_due
+
+    click.echo(f"delivered {retry_due()} back-channel logout notice(s)")

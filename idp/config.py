@@ -79,6 +79,10 @@ class Settings:
     id_token_ttl: int = 900
     refresh_token_ttl: int = 28800
     private_key_jwt_leeway: int = 60
+    # OpenID Connect Back-Channel Logout 1.0: seconds to wait for a relying party's answer
+    # (logout itself never waits longer), and how many times an unanswered notice is sent.
+    backchannel_logout_timeout: float = 2.0
+    backchannel_logout_attempts: int = 5
 
     # --- web --------------------------------------------------------------------------------------
     max_content_length: int = 1_048_576
@@ -208,6 +212,7 @@ def _validated(settings: Settings) -> Settings:
         "lockout_threshold", "lockout_seconds", "session_idle_seconds", "session_max_seconds",
         "code_ttl", "access_token_ttl", "id_token_ttl", "refresh_token_ttl", "max_content_length",
         "ukey_challenge_ttl", "ukey_revocation_timeout", "legacy_bind_max_tries",
+        "backchannel_logout_timeout", "backchannel_logout_attempts",
     ]
     for name in positive:
         if getattr(settings, name) <= 0:

@@ -2,11 +2,11 @@
 
 from idp.accounts.models import Account, Certificate, Identity
 from idp.audit import AuditEvent
-from idp.oidc.models import AuthorizationCode, Client, SigningKey, Token
+from idp.oidc.models import AuthorizationCode, Client, LogoutDelivery, SigningKey, Token
 from idp.orgs.models import Application, AreaLink, Organisation, PropertyArea
 from idp.registration.models import LegacyAccount
 from idp.store.database import StoreEntry
 
 __all__ = ["Account", "Application", "AreaLink", "AuditEvent", "AuthorizationCode",
-           "Certificate", "Client", "Identity", "LegacyAccount", "Organisation",
+           "Certificate", "Client", "Identity", "LegacyAccount", "LogoutDelivery", "Organisation",
            "PropertyArea", "SigningKey", "StoreEntry", "Token"]

@@ -15,6 +15,7 @@ from idp import audit
 from idp.accounts.models import Account
 from idp.auth.session import StoreSession
 from idp.extensions import db
+from idp.oidc import backchannel
 from idp.oidc.models import Token
 from idp.oidc.tokens import AuthContext, revoke_where
 from idp.security import new_token
@@ -72,10 +73,17 @@ def auth_context(account: Account, identity_id: int | None) -> AuthContext:
 
 
 def end_sso(reason: str, **detail: Any) -> None:
-    """End the SSO session and every grant made in it: logout means logged out everywhere."""
+    """End the SSO session and every grant made in it: logout means logged out everywhere —
+    the tokens are revoked, and every relying party that received some is told by a
+    back-channel logout notice (``idp.oidc.backchannel``), owed in the same transaction."""
     uid = session.get("uid")
     if uid:
-        revoked = revoke_where(Token.sid == session["sid"]) if session.get("sid") else 0
-        audit.record("logout", account_id=uid, reason=reason, revoked=revoked, **detail)
+        sid = session.get("sid")
+        owed = backchannel.schedule(sid, uid) if sid else []
+        revoked = revoke_where(Token.sid == sid) if sid else 0
+        audit.record("logout", account_id=uid, reason=reason, revoked=revoked,
+                     notify=[row.client_id for row in owed], **detail)
         db.session.commit()
+        if owed:
+            backchannel.deliver(owed)
     session.clear()

@@ -247,3 +247,29 @@ class SigningKey(Base):
     retired_at: Mapped[datetime | None]
     # Retired keys stay published until every token they signed has expired.
     unpublish_at: Mapped[datetime | None]
+
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class LogoutDelivery(Base):
+    """One back-channel logout notice owed to a relying party (OpenID Connect Back-Channel
+    Logout 1.0): written in the transaction that ends the SSO session, sent right after, and
+    retried (``idp logout retry``) while the relying party does not answer 200."""
+
+    __tablename__ = "logout_delivery"
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN {DELIVERY_STATUSES!r}", name="status"),
+        sa.Index("ix_logout_delivery_due", "status", "next_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(sa.ForeignKey("client.client_id"))
+    sid: Mapped[str | None] = mapped_column(sa.String(64))
+    sub: Mapped[str] = mapped_column(sa.String(32))
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

@@ -86,6 +86,8 @@ def discovery() -> Response:
         "prompt_values_supported": ["none", "login", "select_account"],
         "authorization_response_iss_parameter_supported": True,
         "tls_client_certificate_bound_access_tokens": True,  # RFC 8705 §3.3
+        "backchannel_logout_supported": True,  # Back-Channel Logout 1.0 §2.1
+        "backchannel_logout_session_supported": True,
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

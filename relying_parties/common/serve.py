@@ -1,0 +1,22 @@
+"""``python -m relying_parties.<rp>``: the development server (werkzeug), TLS when given."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from flask import Flask
+
+
+def main(create_app: Callable[[], Flask], default_port: int,
+         argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run a demo relying party (development).")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve"])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=default_port)
+    parser.add_argument("--cert", help="TLS certificate (PEM), e.g. certs/dev/server.pem")
+    parser.add_argument("--key", help="TLS private key (PEM), e.g. certs/dev/server.key.pem")
+    args = parser.parse_args(argv)
+    app = create_app()
+    ssl_context = (args.cert, args.key) if args.cert and args.key else None
+    app.run(host=args.host, port=args.port, ssl_context=ssl_context, threaded=True)
