@@ -50,6 +50,16 @@ def _key(sid: str) -> str:
     return "sess:" + token_hash(sid)
 
 
+def live_key(sso_sid: str) -> str:
+    """Present while the SSO session ``sso_sid`` (the ``sid`` claim) lives: refresh tokens of
+    a session that expired or ended stop working, so relying parties learn of it (D07)."""
+    return "sso:live:" + token_hash(sso_sid)
+
+
+def sso_alive(store: Any, sso_sid: str) -> bool:
+    return store.get(live_key(sso_sid)) is not None
+
+
 class StoreSessionInterface(SessionInterface):
     def cookie_name(self, app: Flask) -> str:
         settings: Settings = app.config["IDP"]
@@ -100,6 +110,8 @@ class StoreSessionInterface(SessionInterface):
             left = settings.session_max_seconds - (now - float(session["_created"]))
             ttl = max(1, int(min(settings.session_idle_seconds, left)))
             store.set(_key(session.sid), json.dumps(dict(session)), ttl)
+            if session.get("uid") and session.get("sid"):
+                store.set(live_key(str(session["sid"])), "1", ttl)
         if session.new:
             response.set_cookie(name, session.sid, path="/", secure=settings.uses_tls,
                                 httponly=True, samesite="Lax")

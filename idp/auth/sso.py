@@ -13,12 +13,13 @@ from flask import session
 
 from idp import audit
 from idp.accounts.models import Account
-from idp.auth.session import StoreSession
+from idp.auth.session import StoreSession, live_key
 from idp.extensions import db
 from idp.oidc import backchannel
 from idp.oidc.models import Token
 from idp.oidc.tokens import AuthContext, revoke_where
 from idp.security import new_token
+from idp.store import get_store
 
 
 def start_sso(account: Account, *, amr: list[str], acr: str, pwchange: bool = False) -> None:
@@ -86,4 +87,6 @@ def end_sso(reason: str, **detail: Any) -> None:
         db.session.commit()
         if owed:
             backchannel.deliver(owed)
+        if sid:
+            get_store().delete(live_key(sid))
     session.clear()

@@ -42,6 +42,7 @@ from werkzeug.datastructures import MultiDict
 
 from idp import audit
 from idp.accounts.models import Account
+from idp.auth.session import sso_alive
 from idp.auth.sso import end_sso
 from idp.extensions import db
 from idp.oidc import tokens
@@ -285,6 +286,10 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
             return None
         row = tokens.find_refresh_token(refresh_token, self.request.client)
         if row is None:
+            return None
+        if row.sid and not sso_alive(get_store(), row.sid):
+            # The login session it came from expired or ended: invalid_grant tells the relying
+            # party to end its own session and send the user to log in again (D07).
             return None
         # A wrong scope must not spend the token: check it before the one-time exchange.
         self._validate_token_scope(row)

@@ -203,3 +203,33 @@ def test_d07_idp_logout_retry_command(app: Flask, client: FlaskClient,
                                           obj=ScriptInfo(create_app=lambda: app))
     assert result.exit_code == 0 and "delivered 1" in result.output
     assert len(receiver.received) == 2
+
+
+def test_d07_refresh_fails_once_the_provider_session_has_expired(
+        app: Flask, client: FlaskClient) -> None:
+    """D07: the provider session's expiry reaches the relying parties — its refresh tokens stop
+    working (invalid_grant), so the RP ends its local session. Expiry is the store dropping the
+    session's entries at their TTL; the test drops them as the TTL would."""
+    from idp.auth.session import live_key
+    from idp.store import get_store
+    from tests.factories import REDIRECT, authorize_params, basic, query
+
+    make_account()
+    _, secret = make_client()
+    assert secret is not None
+    hint = id_token_for(client, app, secret)
+    sid = str(jwt.decode(hint, keys()).claims["sid"])
+    response = client.get("/authorize", query_string=authorize_params())
+    code = query(response.location)["code"]
+    tokens = client.post("/token", data={"grant_type": "authorization_code", "code": code,
+                                         "redirect_uri": REDIRECT},
+                         headers=basic("rp1", secret)).json
+    first = client.post("/token", data={"grant_type": "refresh_token",
+                                        "refresh_token": tokens["refresh_token"]},
+                        headers=basic("rp1", secret))
+    assert first.status_code == 200  # the session lives: refresh works
+    get_store().delete(live_key(sid))
+    second = client.post("/token", data={"grant_type": "refresh_token",
+                                         "refresh_token": first.json["refresh_token"]},
+                         headers=basic("rp1", secret))
+    assert second.status_code == 400 and second.json["error"] == "invalid_grant"
