@@ -9,6 +9,9 @@ PORT   ?= 8443
 DEV_ENV := IDP_ISSUER=https://localhost:$(PORT) IDP_UKEY_TRUST=certs/dev/trust.toml \
            IDP_TLS_CERT=certs/dev/server.pem IDP_TLS_KEY=certs/dev/server.key.pem
 
+# The relying parties of `make run` use the same development server certificate (localhost).
+RP_TLS  := --cert certs/dev/server.pem --key certs/dev/server.key.pem
+
 .PHONY: run test lint bench clean
 
 $(STAMP): pyproject.toml
@@ -18,7 +21,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## make run: install, create the development CA and certificates, the SQLite database, keys and
-## demo data, then start the provider with TLS (UKey logins need it) on https://localhost:$(PORT).
+## demo data, then start the provider with TLS (UKey logins need it) on https://localhost:$(PORT)
+## and the two relying parties on https://localhost:8601 and :8602. REQUESTS_CA_BUNDLE lets the
+## provider's back-channel logout notices trust the development CA of the relying parties.
 run: $(STAMP)
 	$(BIN)/idp certs init
 	$(DEV_ENV) $(BIN)/idp init --demo
@@ -37,7 +42,13 @@ run: $(STAMP)
 	@echo "  District centre (浦东新区): 手机号码 13800000001  密码 Demo@2026 → 区中心审核 (reviews, 物业区域)."
 	@echo "  业委会注册 (no login): https://localhost:$(PORT)/register/committee (areas: 和谐花园, 阳光苑一期 …)."
 	@echo
-	$(DEV_ENV) $(BIN)/idp serve --bind $(HOST):$(PORT)
+	@echo "  Relying parties: 上海市商品住房维修资金管理系统 https://localhost:8601/  上海市物业监管平台及招投标系统 https://localhost:8602/"
+	@echo
+	RP_ENV="RP_ISSUER=https://localhost:$(PORT) RP_CA_BUNDLE=certs/dev/root.pem"; \
+	env $$RP_ENV $(BIN)/python -m relying_parties.repair_fund serve --port 8601 $(RP_TLS) & \
+	env $$RP_ENV $(BIN)/python -m relying_parties.supervision serve --port 8602 $(RP_TLS) & \
+	trap 'kill $$(jobs -p) 2>/dev/null' EXIT INT TERM; \
+	REQUESTS_CA_BUNDLE=certs/dev/root.pem $(DEV_ENV) $(BIN)/idp serve --bind $(HOST):$(PORT)
 
 ## make test: lint, type-check and run the whole suite (SQLite and PostgreSQL), on every core
 ## (pytest-xdist: each worker has its own databases, ports, browser and Redis key prefix).

@@ -191,6 +191,15 @@ def _csrf_token() -> str:
 bp = Blueprint("rp_auth", __name__, url_prefix="/auth")
 
 
+def _own_target(target: str | None) -> str | None:
+    """OIDC Core §4 ``target_link_uri``: followed after login only when it is one of our own
+    pages (an open redirector otherwise)."""
+    base = rp_state().settings.base_url + "/"
+    if not target or len(target) > 2048 or not target.startswith(base):
+        return None
+    return target
+
+
 @bp.get("/login")
 def login() -> ResponseReturnValue:
     """SP-initiated login, and the ``initiate_login_uri`` (OIDC Core §4): a third party may send
@@ -214,7 +223,8 @@ def login() -> ResponseReturnValue:
     url, state = _client().create_authorization_url(
         authorization_endpoint, code_verifier=verifier, nonce=nonce, **extra)
     pending = dict(session.get("pending") or {})
-    pending[state] = {"nonce": nonce, "verifier": verifier, "at": time.time()}
+    pending[state] = {"nonce": nonce, "verifier": verifier, "at": time.time(),
+                      "next": _own_target(request.args.get("target_link_uri"))}
     session["pending"] = dict(sorted(pending.items(), key=lambda kv: kv[1]["at"])[-PENDING_LIMIT:])
     return redirect(url, code=303)
 
@@ -281,8 +291,9 @@ def callback() -> ResponseReturnValue:
             expires_at=utcnow() + LOCAL_SESSION_TTL))
         db.commit()
     _end_local(session.get("lsid"))  # a new login replaces the old one in this browser
+    session.pop("csrf", None)  # a fresh form token for the new login
     session["lsid"] = row_id
-    return redirect(url_for("rp_home"), code=303)
+    return redirect(started.get("next") or url_for("rp_home"), code=303)
 
 
 @bp.post("/logout")
@@ -329,8 +340,11 @@ def backchannel_logout() -> Response:
     with st.sessions() as db:
         now = utcnow()
         db.execute(sa.delete(SeenLogoutToken).where(SeenLogoutToken.expires_at < now))
+        # Remembered until the token itself could no longer pass (exp + leeway): a replay any
+        # time before that is refused.
+        until = float(claims["exp"]) + st.settings.leeway - time.time()
         db.add(SeenLogoutToken(jti=str(claims["jti"])[:255],
-                               expires_at=now + timedelta(seconds=600)))
+                               expires_at=now + timedelta(seconds=max(until, 0.0))))
         try:
             db.flush()
         except IntegrityError:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import threading
 import time
 from collections.abc import Mapping
@@ -182,12 +181,3 @@ class Provider:
             raise TokenError("no jti")
         return claims
 
-
-def unverified_claims(token: str) -> dict[str, Any]:
-    """Claims of a token we signed-checked before (the stored ID token), for display only."""
-    try:
-        payload = token.split(".")[1]
-        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError) as exc:
-        raise TokenError("malformed token") from exc
-    return data if isinstance(data, dict) else {}

@@ -85,7 +85,8 @@ def running(op: FakeOP) -> Iterator[FakeOP]:
     op.issuer = f"http://127.0.0.1:{server.server_port}"
     if not op.keys:
         op.new_key()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield op

@@ -60,7 +60,7 @@ def test_d06_first_login_creates_then_update_changes_and_logs(
     assert provision(sessions, _claims(name="申城物业管理集团有限公司")) == first
     (org,) = _orgs(sessions)
     assert org.name == "申城物业管理集团有限公司"
-    created, updated = _log(sessions)
+    _, updated = _log(sessions)
     assert updated.action == "updated" and updated.sub == "acct-1"
     assert json.loads(updated.changes) == {"name": [ORG["name"], "申城物业管理集团有限公司"]}
     assert "created" in caplog.text and "updated" in caplog.text

@@ -79,7 +79,7 @@ def rp_state_of(app: Flask) -> Any:
 def _bad_id_tokens(op: FakeOP) -> dict[str, str]:
     now = int(time.time())
     good = op.id_claims(CLIENT_ID, "n1", at_hash=half_hash("access-1"))
-    other = ECKey.generate_key("P-256", parameters={"kid": op.keys[-1].kid})
+    other = ECKey.generate_key("P-256", parameters={"kid": str(op.keys[-1].kid)})
     hmac_key = OctKey.import_key(json.dumps(op.keys[-1].as_dict(private=False)).encode())
     return {
         "tampered": _tamper(op.sign(good)),
@@ -172,6 +172,24 @@ def test_d08_callback_checks_rfc9207_iss(rp: Flask, op: FakeOP, iss: str | None)
     assert "未知的认证平台" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(("target", "kept"), [
+    ("http://127.0.0.1:9/reports?id=1", True),
+    ("https://evil.example/phish", False),
+    ("http://127.0.0.1:9.evil.example/", False),
+    ("//evil.example/", False),
+    ("http://127.0.0.1:9/" + "a" * 3000, False),
+])
+def test_d07_target_link_uri_only_to_own_pages(rp: Flask, op: FakeOP, target: str,
+                                               kept: bool) -> None:
+    """D07 (OIDC Core §4): the third party's target_link_uri is remembered for after the login
+    only when it points into this relying party (no open redirector)."""
+    client = rp.test_client()
+    client.get("/auth/login", query_string={"iss": op.issuer, "target_link_uri": target})
+    with client.session_transaction() as session:
+        (pending,) = session["pending"].values()
+    assert pending["next"] == (target if kept else None)
+
+
 def test_d08_callback_with_unknown_state_refused(rp: Flask, op: FakeOP) -> None:
     client = rp.test_client()
     _pending_state(client)
@@ -229,7 +247,7 @@ def test_d07_backchannel_logout_by_sub_ends_all_of_the_sub(rp: Flask, op: FakeOP
 def _bad_logout_tokens(op: FakeOP) -> dict[str, str]:
     good = op.logout_claims(CLIENT_ID)
     now = int(time.time())
-    stranger = ECKey.generate_key("P-256", parameters={"kid": op.keys[-1].kid})
+    stranger = ECKey.generate_key("P-256", parameters={"kid": str(op.keys[-1].kid)})
     return {
         "nonce": op.sign_logout({**good, "nonce": "n"}),
         "wrong_aud": op.sign_logout({**good, "aud": "supervision"}),
@@ -278,3 +296,78 @@ def test_d05_home_page_logged_out_offers_login(rp: Flask) -> None:
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "上海市商品住房维修资金管理系统" in text and "/auth/login" in text
+
+
+@pytest.mark.parametrize("token", ["", "forged", "<script>", "x" * 5000])
+def test_d07_logout_without_valid_form_token_ends_nothing(rp: Flask, token: str) -> None:
+    """D07: a cross-site POST cannot log the user out (form token), and nothing ends."""
+    client = rp.test_client()
+    row = _add_session(rp)
+    with client.session_transaction() as session:
+        session["lsid"] = row
+        session["csrf"] = "right-token"
+    response = client.post("/auth/logout", data={"csrf_token": token})
+    assert response.status_code == 400
+    assert _session_ids(rp) == {row}
+
+
+def test_d07_logout_ends_local_session_and_goes_to_provider(rp: Flask, op: FakeOP) -> None:
+    """D07 (RP-Initiated Logout §2): local row gone, then the provider's end_session_endpoint
+    with id_token_hint, post_logout_redirect_uri and client_id."""
+    client = rp.test_client()
+    row = _add_session(rp)
+    with client.session_transaction() as session:
+        session["lsid"] = row
+        session["csrf"] = "right-token"
+    response = client.post("/auth/logout", data={"csrf_token": "right-token"})
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert location.startswith(op.issuer + "/logout?")
+    params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    assert params == {"id_token_hint": "x", "client_id": CLIENT_ID,
+                      "post_logout_redirect_uri": "http://127.0.0.1:9/"}
+    assert _session_ids(rp) == set()
+    assert "您尚未登录" in client.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query", [
+    {},
+    {"state": ""},
+    {"code": "c"},
+    {"state": "s" * 5000, "code": "c"},
+    {"error": "access_denied"},
+    {"code": "<script>", "state": "<script>", "iss": "<script>"},
+])
+def test_d08_callback_bad_input_is_a_page_not_a_500(rp: Flask, query: dict[str, str]) -> None:
+    """D08: any malformed authorization response is a 400 page; no local session appears."""
+    client = rp.test_client()
+    _pending_state(client)
+    response = client.get("/auth/callback", query_string=query)
+    assert response.status_code == 400
+    assert "<script>" not in response.get_data(as_text=True)
+    assert _session_ids(rp) == set()
+
+
+def test_d08_callback_with_provider_error_shows_it(rp: Flask, op: FakeOP) -> None:
+    """An error response from the right issuer (e.g. no identity on this platform) is shown."""
+    client = rp.test_client()
+    state = _pending_state(client)
+    response = client.get("/auth/callback", query_string={
+        "error": "access_denied", "state": state, "iss": op.issuer})
+    assert response.status_code == 400
+    assert "登录未完成：access_denied" in response.get_data(as_text=True)
+    assert _session_ids(rp) == set()
+
+
+def test_d07_jti_remembered_as_long_as_the_token_could_pass(rp: Flask, op: FakeOP) -> None:
+    """D07 (§2.6 step 9): a logout token valid for an hour is refused as a replay for an hour."""
+    from relying_parties.common.models import SeenLogoutToken
+
+    now = int(time.time())
+    claims = op.logout_claims(CLIENT_ID, exp=now + 3600)
+    response = rp.test_client().post("/auth/backchannel-logout",
+                                     data={"logout_token": op.sign_logout(claims)})
+    assert response.status_code == 200
+    with rp.app_context(), rp_state().sessions() as db:
+        seen = db.get(SeenLogoutToken, claims["jti"])
+        assert seen is not None and seen.expires_at > utcnow() + timedelta(seconds=3500)
