@@ -120,6 +120,7 @@ def _client() -> OAuth2Session:
                            code_challenge_method="S256",
                            token_endpoint_auth_method="client_secret_basic")  # noqa: S106
     client.verify = st.settings.verify
+    client.trust_env = False  # RP_CA_BUNDLE decides whom we trust, not REQUESTS_CA_BUNDLE
     return client
 
 

@@ -14,7 +14,7 @@ HOME = """{% extends "base.html" %}{% block content %}
   <p>当前用户：<strong class="user-name">{{ user.display_name }}</strong></p>
   <p>所属单位：<span class="org-name">{{ user.org_name }}</span></p>
   <p>角色：<span class="role">{{ user.role_label }}</span></p>
-  <p>认证方式：<span class="amr">{{ user.amr_label }}</span> ({{ user.amr }})</p>
+  <p>认证方式：<span class="amr">{{ user.amr_label }}</span> ({{ user.amr | join(" ") }})</p>
 </section>
 {% if menus %}<nav class="menus">
 {% for top, groups in menus %}<details open><summary>{{ top }}</summary>
