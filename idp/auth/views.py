@@ -40,6 +40,8 @@ from idp.errors import FieldError, RateLimited, ServiceUnavailable
 from idp.oidc.claims import ACR_PHONE, ACR_UKEY, AMR_PHONE, AMR_UKEY
 from idp.pki import challenge
 from idp.pki.certs import CertificateError
+from idp.portal.views import platform_choices
+from idp.registration import pending as registration
 from idp.security import new_token
 from idp.store import get_store, take_slot
 from idp.validators import MSG_PHONE_FORMAT, normalize_phone
@@ -218,8 +220,6 @@ def _login_with(data: bytes | x509.Certificate, transport: str, uid: str) -> Res
 
 
 def _after_ukey(outcome: ukey.UkeyOutcome, transport: str, uid: str) -> ResponseReturnValue:
-    from idp.registration import pending as registration
-
     enterprise = outcome.validated.enterprise
     if outcome.account is None or outcome.account.status == "pending":
         # Registration continues from here (S03); the verified facts wait in the session so
@@ -273,8 +273,6 @@ def home() -> ResponseReturnValue:
         if pending_password_change() is not None:
             return redirect("/password/change", code=303)
         return redirect("/login", code=303)
-    from idp.portal.views import platform_choices
-
     return render_template("home.html", account=account, platforms=PLATFORMS,
                            choices=platform_choices(account),
                            changed=request.args.get("changed") == "1"), 200

@@ -230,6 +230,26 @@ def duplicate_exists(uscc: str) -> bool:
     return db.session.scalar(query) is not None
 
 
+def _split(platforms: list[str], values: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(immediate, reviewed): which of ``platforms`` the review policy holds back."""
+    reviewed = [p for p in platforms if _review_kind(p, values) is not None]
+    return [p for p in platforms if p not in reviewed], reviewed
+
+
+def _grant(org: Organisation, account: Account, platforms: list[str], reviewed: list[str],
+           district: str) -> None:
+    """An ``enterprise_admin`` identity per platform — pending where reviewed, with one
+    application for the centre covering those (caller commits)."""
+    for platform in platforms:
+        db.session.add(Identity(account_id=account.id, organisation_id=org.id,
+                                role="enterprise_admin", platform=platform,
+                                status="pending" if platform in reviewed else "active"))
+    if reviewed:
+        open_application("enterprise_registration", org, district,
+                         {"platforms": reviewed, "name": org.name, "uscc": org.uscc,
+                          "profile": org.profile}, applicant_account_id=account.id)
+
+
 def register(values: Mapping[str, Any]) -> Registered:
     """Create the enterprise, its UKey account and identities; commit. DuplicateEnterprise
     (S07) when it exists already — also when a simultaneous submission won the race."""
@@ -239,8 +259,7 @@ def register(values: Mapping[str, Any]) -> Registered:
         db.session.commit()
         raise DuplicateEnterprise()
     platforms = list(values["platforms"])
-    reviewed = [p for p in platforms if _review_kind(p, values) is not None]
-    immediate = [p for p in platforms if p not in reviewed]
+    immediate, reviewed = _split(platforms, values)
     status = "active" if immediate else "pending"
     district = _district(uscc, values)
     try:
@@ -252,14 +271,7 @@ def register(values: Mapping[str, Any]) -> Registered:
         account = Account(kind="ukey", name=org.name, organisation_id=org.id, status=status)
         db.session.add(account)
         db.session.flush()
-        for platform in platforms:
-            db.session.add(Identity(account_id=account.id, organisation_id=org.id,
-                                    role="enterprise_admin", platform=platform,
-                                    status="pending" if platform in reviewed else "active"))
-        if reviewed:
-            open_application("enterprise_registration", org, district,
-                             {"platforms": reviewed, "name": org.name, "uscc": uscc,
-                              "profile": org.profile}, applicant_account_id=account.id)
+        _grant(org, account, platforms, reviewed, district)
         audit.record("registration.enterprise", account_id=account.id, organisation=org.id,
                      uscc=uscc, immediate=immediate, reviewed=reviewed)
         db.session.commit()
@@ -283,19 +295,11 @@ def add_platforms(account: Account, values: Mapping[str, Any]) -> Registered:
                      organisation=org.id, reason="no_new_platform")
         db.session.commit()
         raise FieldError("platforms", MSG_NO_NEW_PLATFORM)
-    reviewed = [p for p in platforms if _review_kind(p, values) is not None]
-    immediate = [p for p in platforms if p not in reviewed]
+    immediate, reviewed = _split(platforms, values)
     if "supervision" in platforms:
         org.profile = {**org.profile, "supervision": profile_of(values)["supervision"]}
         org.district = _district(org.uscc, values)
-    for platform in platforms:
-        db.session.add(Identity(account_id=account.id, organisation_id=org.id,
-                                role="enterprise_admin", platform=platform,
-                                status="pending" if platform in reviewed else "active"))
-    if reviewed:
-        open_application("enterprise_registration", org, org.district or CITY_DISTRICT,
-                         {"platforms": reviewed, "name": org.name, "uscc": org.uscc,
-                          "profile": org.profile}, applicant_account_id=account.id)
+    _grant(org, account, platforms, reviewed, org.district or CITY_DISTRICT)
     audit.record("registration.add_platform", account_id=account.id, organisation=org.id,
                  immediate=immediate, reviewed=reviewed)
     try:

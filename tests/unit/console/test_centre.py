@@ -237,7 +237,9 @@ def test_t02_queue_pages_by_20(app, client):
         enterprise_application("310115", 99, f"物业公司{i:02d}")
     first = client.get("/centre")
     assert first.text.count("物业公司") == 20 and "第 1 / 2 页" in first.text
+    assert re.search(r'href="/centre\?[^"]*page=2[^"]*">下一页</a>', first.text)
     second = client.get("/centre?page=2")
+    assert ">上一页</a>" in second.text and ">下一页</a>" not in second.text
     assert second.text.count("物业公司") == 1 and "物业公司20" in second.text
     for raw in ("abc", "-1", "0", "9" * 400, "２"):
         response = client.get(f"/centre?page={raw}")
