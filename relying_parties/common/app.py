@@ -45,7 +45,7 @@ from relying_parties.common.models import Base, LocalSession, SeenLogoutToken, u
 from relying_parties.common.oidc import Provider, ProviderError, TokenError
 from relying_parties.common.provisioning import provision
 from relying_parties.common.settings import RPSettings
-from relying_parties.common.templates import TEMPLATES
+from relying_parties.common.templates import STYLESHEET, TEMPLATES
 
 log = logging.getLogger("relying_parties.auth")
 
@@ -221,6 +221,8 @@ def login() -> ResponseReturnValue:
     hint = request.args.get("login_hint")
     if hint and len(hint) <= 255:
         extra["login_hint"] = hint
+    if request.args.get("prompt") == "select_account":  # 「切换身份」: ask the provider again
+        extra["prompt"] = "select_account"
     url, state = _client().create_authorization_url(
         authorization_endpoint, code_verifier=verifier, nonce=nonce, **extra)
     pending = dict(session.get("pending") or {})
@@ -403,6 +405,13 @@ def create_rp_app(settings: RPSettings, *, import_name: str, title: str,
         menus_: Sequence[Any] = st.menus(user, st.settings.issuer) if user else []
         return render_template("home.html", title=st.title, user=user, menus=menus_,
                                csrf_token=_csrf_token())
+
+    @app.get("/rp.css", endpoint="rp_css")
+    def stylesheet() -> ResponseReturnValue:
+        """The pages' only style sheet: the CSP (``default-src 'self'``) forbids inline styles."""
+        response = Response(STYLESHEET, mimetype="text/css")
+        response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
 
     @app.after_request
     def _headers(response: Response) -> Response:

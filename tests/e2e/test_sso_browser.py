@@ -275,3 +275,91 @@ def test_d07_s08_s18_ukey_portal_enters_fund_system_sso_to_supervision_and_singl
     delivered = [(e["client_id"], e["result"]) for e in backchannel_audit(live)[before:]]
     assert sorted(delivered) == sorted([(fund.client_id, "success"),
                                         (sup.client_id, "success")])
+
+
+OFFICE_NAME = "演示物业服务有限公司和谐花园管理处"
+DEMO_PHONE, DEMO_PASSWORD = "13800000000", "Demo@2026"  # `idp init --demo`
+
+
+def _give_demo_person_an_office_identity(live: LiveServer) -> None:
+    """The demo person (operator of the demo enterprise on the fund system) also works for the
+    enterprise's office: two identities on one platform, so S09's choice is asked."""
+    engine = sa.create_engine(live.database_url)
+    try:
+        with engine.begin() as conn:
+            account, enterprise = conn.execute(sa.text(
+                "SELECT a.id, i.organisation_id FROM account a JOIN identity i "
+                "ON i.account_id = a.id WHERE a.phone = :p AND i.platform = 'repair_fund'"),
+                {"p": DEMO_PHONE}).one()
+            now = sa.func.now()
+            office = conn.execute(sa.text(
+                "INSERT INTO organisation (type, name, parent_id, status, profile, created_at, "
+                "updated_at) VALUES ('office', :n, :p, 'active', '{}', :t, :t) RETURNING id"),
+                {"n": OFFICE_NAME, "p": enterprise, "t": conn.scalar(sa.select(now))}).scalar()
+            conn.execute(sa.text(
+                "INSERT INTO identity (account_id, organisation_id, role, platform, status, "
+                "created_at, updated_at) VALUES (:a, :o, 'office', 'repair_fund', 'active', "
+                ":t, :t)"), {"a": account, "o": office, "t": conn.scalar(sa.select(now))})
+    finally:
+        engine.dispose()
+
+
+def test_s01_s09_s18_phone_login_chooses_role_then_switches_in_the_fund_system(
+        live: LiveServer, rps: tuple[RelyingParty, RelyingParty],
+        new_context: NewContext, screenshot: Screenshot,
+        step_shot: Callable[[Page, str], Path]) -> None:
+    """The phone path of issue 5's walk: at the fund system 「通过统一认证登录平台登录」 → the
+    provider's login (手机号码 + 密码 + 短信验证码) → 「选择登录身份」 lists both identities →
+    the office's → inside as 小区管理处 of the office → 「切换身份」 asks again (no login) →
+    操作员 of the enterprise → 退出."""
+    fund, _ = rps
+    _give_demo_person_an_office_identity(live)
+    context = new_context()
+    page = context.new_page()
+    page.goto(fund.url + "/")
+    page.click("a.login")
+    page.wait_for_url(live.issuer + "/login**")
+
+    # --- S01: phone + password + SMS code ---
+    page.fill("input[name=phone]", DEMO_PHONE)
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    before = len(live.sms_codes(DEMO_PHONE))
+    page.click("#send-sms")
+    deadline = time.monotonic() + 10
+    while len(live.sms_codes(DEMO_PHONE)) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    page.fill("input[name=sms_code]", live.sms_codes(DEMO_PHONE)[-1])
+    page.click("#login-button")
+
+    # --- S09: 「选择登录身份」 with both identities ---
+    page.wait_for_url(live.issuer + "/select-identity**")
+    assert page.inner_text("h1").strip() == "选择登录身份"
+    choices = [text.strip() for text in page.locator("label.choice").all_inner_texts()]
+    assert sorted(choices) == sorted([f"{DEMO_NAME} — 操作员", f"{OFFICE_NAME} — 小区管理处"])
+    step_shot(page, "choose")
+    page.locator("label.choice", has_text=OFFICE_NAME).locator("input").check()
+    assert page.inner_text("#identity-button").strip() == "确认选择"
+    page.click("#identity-button")
+    page.wait_for_url(fund.url + "/")
+    assert page.inner_text(".org-name").strip() == OFFICE_NAME
+    assert page.inner_text(".role").strip() == "小区管理处"
+    assert page.inner_text(".amr").strip() == "手机号码+密码+短信验证码登录"
+    step_shot(page, "office")
+
+    # --- 「切换身份」: prompt=select_account, the choice again without a login page ---
+    seen = navigations(page)
+    page.get_by_role("link", name="切换身份").click()
+    page.wait_for_url(live.issuer + "/select-identity**")
+    assert not any(urlsplit(u).path.startswith("/login") for u in seen
+                   if u.startswith(live.issuer)), seen
+    page.locator("label.choice", has_text=f"{DEMO_NAME} — 操作员").locator("input").check()
+    page.click("#identity-button")
+    page.wait_for_url(fund.url + "/")
+    assert page.inner_text(".org-name").strip() == DEMO_NAME
+    assert page.inner_text(".role").strip() == "操作员"
+    assert page.inner_text(".user-name").strip() == "演示员工"
+    screenshot(page)
+
+    page.click("button:has-text('退出')")
+    page.wait_for_url(fund.url + "/")
+    assert "您尚未登录" in page.inner_text("main")

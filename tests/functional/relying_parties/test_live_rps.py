@@ -33,6 +33,8 @@ pytestmark = pytest.mark.live
 PHONE = "13800000000"  # `idp init --demo`
 REVIEWER_PHONE = "13800000001"  # `idp init --demo` too; given an identity in the demo org
 STAFF_PHONE = "13700003333"  # made by `idp users add`; an identity in the demo org
+TWO_ROLES_PHONE = "13700005555"  # operator of the demo enterprise and staff of its office
+OFFICE_NAME = "演示物业服务有限公司和谐花园管理处"
 # (the race test logs in two people who have not asked for an SMS code in the last minute)
 PASSWORD = "Demo@2026"
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -89,8 +91,9 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     live.start()
     try:
         live.idp("init", "--demo", "--clients", str(workdir / "none.toml"))
-        live.idp_json("users", "add", "--phone", STAFF_PHONE, "--name", "张三",
-                      "--password", PASSWORD, "--no-must-change", "--json")
+        for phone, name in ((STAFF_PHONE, "张三"), (TWO_ROLES_PHONE, "李四")):
+            live.idp_json("users", "add", "--phone", phone, "--name", name,
+                          "--password", PASSWORD, "--no-must-change", "--json")
         # The demo person: enterprise admin on the fund system, operator on supervision.
         engine = sa.create_engine(live.database_url)
         with engine.begin() as conn:
@@ -110,6 +113,20 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             conn.execute(insert, {"a": account_id, "o": org_id, "p": "supervision", "t": now})
             for other in others:
                 conn.execute(insert, {"a": other, "o": org_id, "p": "repair_fund", "t": now})
+            # Two identities on the fund system: operator of the enterprise, staff of its office.
+            conn.execute(sa.text(
+                "INSERT INTO organisation (type, name, parent_id, status, profile, created_at, "
+                "updated_at) VALUES ('office', :n, :p, 'active', '{}', :t, :t)"),
+                {"n": OFFICE_NAME, "p": org_id, "t": now})
+            office_id = conn.scalar(sa.text("SELECT id FROM organisation WHERE name = :n"),
+                                    {"n": OFFICE_NAME})
+            two = conn.scalar(sa.text("SELECT id FROM account WHERE phone = :p"),
+                              {"p": TWO_ROLES_PHONE})
+            conn.execute(insert, {"a": two, "o": org_id, "p": "repair_fund", "t": now})
+            conn.execute(sa.text(
+                "INSERT INTO identity (account_id, organisation_id, role, platform, status, "
+                "created_at, updated_at) VALUES (:a, :o, 'office', 'repair_fund', 'active', "
+                ":t, :t)"), {"a": two, "o": office_id, "t": now})
         engine.dispose()
         fund = _start_rp(live, repair_fund, "repair_fund", database("repair_fund"))
         sup = _start_rp(live, supervision, "supervision", database("supervision"))
@@ -332,3 +349,70 @@ def test_d06_concurrent_first_logins_through_real_servers(world: World) -> None:
     assert len(_orgs(race)) == 1
     assert _log_actions(race) == ["created"]
     assert len(_local_sessions(race)) == 2
+
+
+IDENTITY_CHOICE = re.compile(
+    r'<input type="radio" name="identity" value="(\d+)"[^>]*>\s*([^<]+?)</label>')
+
+
+def _choose(live: LiveServer, browser: requests.Session, page: requests.Response,
+            label: str) -> requests.Response:
+    """On 「选择登录身份」: tick the identity whose text is ``label`` and press 【确认选择】."""
+    assert page.url.startswith(live.issuer + "/select-identity"), page.url
+    assert "选择登录身份" in page.text and "确认选择" in page.text
+    choices = {text.strip(): value for value, text in IDENTITY_CHOICE.findall(page.text)}
+    uid = _form(page.text, re.compile(r'name="i" value="([^"]*)"'))
+    posted = browser.post(live.issuer + "/select-identity", data={
+        "csrf_token": _form(page.text, CSRF), "i": uid, "identity": choices[label]},
+        allow_redirects=False, timeout=10)
+    return _follow(browser, posted, live.issuer)
+
+
+def test_s09_s18_d06_role_selection_and_switch_through_real_servers(world: World) -> None:
+    """S09/S18 with real servers: a person with two identities on the fund system logs in from
+    the relying party, gets 「选择登录身份」 with both (org — role), picks the office and is
+    inside as 小区管理处 of the office (D06: the office provisioned under its enterprise);
+    「切换身份」 (``prompt=select_account``) asks again without a login page, and the other
+    choice makes them 操作员 of the enterprise; a plain login then keeps that choice."""
+    live, fund, _, _ = world
+    engine = sa.create_engine(live.database_url)
+    with engine.connect() as conn:  # (another test of the module may have renamed it)
+        enterprise_id, enterprise = conn.execute(sa.text(
+            "SELECT id, name FROM organisation WHERE id = (SELECT parent_id FROM organisation "
+            "WHERE name = :n)"), {"n": OFFICE_NAME}).one()
+    engine.dispose()
+    browser = requests.Session()
+    start = browser.get(fund.url + "/auth/login", allow_redirects=False, timeout=10)
+    picker = _provider_login(live, browser, _follow(browser, start, live.issuer),
+                             TWO_ROLES_PHONE)
+    labels = {text.strip() for _, text in IDENTITY_CHOICE.findall(picker.text)}
+    assert labels == {f"{enterprise} — 操作员", f"{OFFICE_NAME} — 小区管理处"}
+
+    inside = _choose(live, browser, picker, f"{OFFICE_NAME} — 小区管理处")
+    assert inside.url.rstrip("/") == fund.url, inside.text[:500]
+    assert "李四" in inside.text and OFFICE_NAME in inside.text and "小区管理处" in inside.text
+    assert "切换身份" in inside.text
+    (row,) = [r for r in _local_sessions(fund) if r.name == "李四"]
+    assert row.roles == "office"
+    by_provider_id = {o.provider_id: o for o in _orgs(fund)}
+    (office,) = [o for o in by_provider_id.values() if o.name == OFFICE_NAME]
+    assert office.type == "office"
+    assert office.parent_id == by_provider_id[str(enterprise_id)].id  # under its enterprise
+
+    # --- 「切换身份」: the provider asks again (no login page), the other identity this time ---
+    switch = browser.get(fund.url + "/auth/login", params={"prompt": "select_account"},
+                         allow_redirects=False, timeout=10)
+    assert parse_qs(urlsplit(switch.headers["Location"]).query)["prompt"] == ["select_account"]
+    again = _follow(browser, switch, live.issuer)
+    assert "手机号码" not in again.text  # the SSO session holds; only the choice is asked
+    inside = _choose(live, browser, again, f"{enterprise} — 操作员")
+    assert inside.url.rstrip("/") == fund.url
+    assert "操作员" in inside.text and OFFICE_NAME not in inside.text
+    (row,) = [r for r in _local_sessions(fund) if r.name == "李四"]
+    assert row.roles == "operator"
+
+    # --- without select_account the choice made is kept: straight back, no page ---
+    plain = _follow(browser, browser.get(fund.url + "/auth/login", allow_redirects=False,
+                                         timeout=10), live.issuer)
+    assert plain.url.rstrip("/") == fund.url and "操作员" in plain.text
+    assert OFFICE_NAME not in plain.text

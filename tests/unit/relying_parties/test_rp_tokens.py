@@ -371,3 +371,45 @@ def test_d07_jti_remembered_as_long_as_the_token_could_pass(rp: Flask, op: FakeO
     with rp.app_context(), rp_state().sessions() as db:
         seen = db.get(SeenLogoutToken, claims["jti"])
         assert seen is not None and seen.expires_at > utcnow() + timedelta(seconds=3500)
+
+
+@pytest.mark.parametrize(("prompt", "sent"), [
+    ("select_account", "select_account"),
+    ("none", None),
+    ("login", None),
+    ("consent select_account", None),
+    ("<script>", None),
+    ("", None),
+])
+def test_s09_switch_identity_asks_provider_with_select_account_only(
+        rp: Flask, op: FakeOP, prompt: str, sent: str | None) -> None:
+    """S09/S18: 「切换身份」 starts a login with ``prompt=select_account`` (the provider shows
+    「选择登录身份」 again); any other ``prompt`` a link may carry is dropped, so a crafted link
+    cannot turn the relying party's login into ``prompt=none`` or a forced re-login."""
+    response = rp.test_client().get("/auth/login", query_string={"prompt": prompt})
+    assert response.status_code == 303
+    params = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert params.get("prompt") == ([sent] if sent else None)
+
+
+def test_s09_logged_in_home_offers_switch_identity_and_logout(rp: Flask) -> None:
+    """S09: the logged-in page links 「切换身份」 to a select_account login and keeps 【退出】."""
+    client = rp.test_client()
+    row = _add_session(rp)
+    with client.session_transaction() as session:
+        session["lsid"] = row
+    text = client.get("/").get_data(as_text=True)
+    assert 'href="/auth/login?prompt=select_account">切换身份</a>' in text
+    assert ">退出</button>" in text
+
+
+def test_d05_pages_styled_by_own_stylesheet_under_csp(rp: Flask) -> None:
+    """D05: the pages link /rp.css, which is served as CSS from the relying party itself, so
+    ``default-src 'self'`` (no inline styles) still leaves them styled."""
+    client = rp.test_client()
+    page = client.get("/")
+    assert page.headers["Content-Security-Policy"] == "default-src 'self'"
+    assert 'href="/rp.css"' in page.get_data(as_text=True)
+    css = client.get("/rp.css")
+    assert css.status_code == 200 and css.mimetype == "text/css"
+    assert ".banner" in css.get_data(as_text=True)
