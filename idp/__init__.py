@@ -30,11 +30,15 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     """Build the provider. ``config`` is a Settings object or overrides on top of the
     file/environment layers (tests pass overrides)."""
     from idp import models, web  # noqa: F401  (models: register every table)
+    from idp.admin import views as admin_views
+    from idp.api import scim
+    from idp.api import views as api_views
     from idp.auth import views as auth_views
     from idp.auth.password import Passwords
     from idp.auth.session import StoreSessionInterface
     from idp.auth.sms import SmsCodes
-    from idp.console import centre
+    from idp.console import centre, office_views, staff_views
+    from idp.console import views as console_views
     from idp.extensions import csrf, db, migrate
     from idp.gateways import load_service
     from idp.oidc import server as oidc_server
@@ -89,6 +93,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app.extensions["idp.passwords"] = Passwords(settings)
     gateway = load_service(settings.sms_gateway, settings, "sms_gateway")
     app.extensions["idp.sms"] = SmsCodes(store, gateway, settings)
+    app.extensions["idp.phone_verifier"] = load_service(
+        settings.phone_verifier, settings, "phone_verifier")
 
     if settings.ukey_trust:
         from idp.pki.revocation import RevocationChecker
@@ -110,6 +116,14 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(committee_views.bp)
     app.register_blueprint(centre.bp)
     app.register_blueprint(portal_views.bp)
+    app.register_blueprint(console_views.bp)
+    app.register_blueprint(office_views.bp)
+    app.register_blueprint(staff_views.bp)
+    app.register_blueprint(admin_views.bp)
+    csrf.exempt(api_views.bp)  # bearer tokens, not cookies: no CSRF
+    csrf.exempt(scim.bp)
+    app.register_blueprint(api_views.bp)
+    app.register_blueprint(scim.bp)
     web.init_app(app)
     # Outermost, so that it sees the TCP peer before TrustedProxies rewrites it.
     app.wsgi_app = ClientCertificates(  # type: ignore[method-assign]

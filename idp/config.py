@@ -44,6 +44,14 @@ class Settings:
     redis_prefix: str = "idp:"  # key prefix, so that several deployments can share a Redis
     store: str = "auto"  # auto | database | redis
 
+    # --- carrier check of name + phone (手机二要素, S12) ------------------------------------
+    phone_verifier: str = "idp.gateways.phone:SandboxPhoneVerifier"
+    phone_sandbox_file: str = "config/phone-sandbox.toml"  # relative: to the working directory
+    phone_http_url: str = ""
+    phone_http_token: str = ""
+    phone_http_timeout: float = 5.0
+    phone_http_hash: str = ""  # "" (plain) | "md5" | "sha256": how name and phone are sent
+
     # --- SMS -------------------------------------------------------------------------------
     sms_gateway: str = "idp.gateways.sms:ConsoleSmsGateway"
     sms_outbox: str = ""  # empty: <instance>/sms-outbox.jsonl
@@ -125,6 +133,15 @@ class Settings:
     @property
     def resolved_sms_outbox(self) -> Path:
         return Path(self.sms_outbox) if self.sms_outbox else self.instance_dir / "sms-outbox.jsonl"
+
+    @property
+    def resolved_phone_sandbox_file(self) -> Path:
+        """Relative: from the working directory if there, else from the source checkout (so
+        that ``idp serve`` started elsewhere, as the tests do, finds ``config/``)."""
+        path = Path(self.phone_sandbox_file)
+        if path.is_absolute() or path.exists():
+            return path
+        return Path(__file__).resolve().parents[1] / path
 
     @property
     def uses_tls(self) -> bool:
@@ -228,6 +245,14 @@ def _validated(settings: Settings) -> Settings:
         raise ConfigError("ukey_clock_skew: expected 0 to 900 seconds")
     if settings.sms_http_timeout <= 0:
         raise ConfigError("sms_http_timeout: must be greater than 0")
+    if ":" not in settings.phone_verifier:
+        raise ConfigError("phone_verifier: expected 'module:ClassName'")
+    if settings.phone_verifier.endswith(":HttpPhoneVerifier") and not settings.phone_http_url:
+        raise ConfigError("phone_http_url: required when phone_verifier is HttpPhoneVerifier")
+    if settings.phone_http_timeout <= 0:
+        raise ConfigError("phone_http_timeout: must be greater than 0")
+    if settings.phone_http_hash not in ("", "md5", "sha256"):
+        raise ConfigError("phone_http_hash: expected '', 'md5' or 'sha256'")
     if settings.session_idle_seconds > 1800:
         raise ConfigError("session_idle_seconds: 等保 level 3 allows at most 1800 seconds")
     if settings.password_memory_cost < 8 * settings.password_parallelism:

@@ -22,7 +22,8 @@ from idp.extensions import db
 
 log = logging.getLogger(__name__)
 
-API_PREFIXES = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks.json", "/.well-known/")
+API_PREFIXES = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks.json", "/.well-known/",
+                "/api/", "/scim/")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

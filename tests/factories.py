@@ -9,6 +9,7 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -209,3 +210,42 @@ def make_area(name: str = "和谐花园", district: str = "310115") -> PropertyA
     db.session.add(area)
     db.session.commit()
     return area
+
+
+# --- the tenant console (offices, operators) ------------------------------------------------
+
+def make_office(enterprise: Organisation, name: str = "演示物业和谐花园管理处") -> Organisation:
+    """A 小区管理处 of ``enterprise`` (T03), with its 管理处编码."""
+    from idp.console.offices import next_office_code
+
+    office = Organisation(type="office", name=name, parent_id=enterprise.id,
+                          district=enterprise.district, code=next_office_code(enterprise))
+    db.session.add(office)
+    db.session.commit()
+    return office
+
+
+def make_operator(enterprise: Organisation, phone: str = "13900000001", name: str = "张三",
+                  department: Organisation | None = None, status: str = "active",
+                  password: str = PASSWORD) -> Any:
+    """An operator of ``enterprise`` as 增加 (S12) makes one, without the carrier check: a
+    person account (no password change pending), its identity on the fund system and the
+    ``operator`` row."""
+    from idp.console.models import ROLE_OF_CATEGORY, Operator
+
+    department = department or enterprise
+    category = "office" if department.type == "office" else "enterprise"
+    role = ROLE_OF_CATEGORY[category]
+    account = db.session.scalar(sa.select(Account).where(Account.phone == phone))
+    if account is None:
+        account = create_person(phone, name, password, must_change=False)
+    identity = Identity(account_id=account.id, organisation_id=department.id, role=role,
+                        platform="repair_fund", status=status)
+    db.session.add(identity)
+    db.session.flush()
+    operator = Operator(enterprise_id=enterprise.id, department_id=department.id,
+                        account_id=account.id, identity_id=identity.id, name=name,
+                        category=category, role=role, status=status)
+    db.session.add(operator)
+    db.session.commit()
+    return operator

@@ -42,6 +42,10 @@ class Account(TimestampMixin, Base):
     must_change_password: Mapped[bool] = mapped_column(default=False)
     password_changed_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # Platform admins' second, cryptographic factor (TOTP, RFC 6238): the seed sealed with
+    # idp.security.seal, and the last time step used, so that a code works once.
+    totp_secret: Mapped[str | None] = mapped_column(sa.Text)
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
     # A ``ukey`` account belongs to one enterprise: whoever presents a valid certificate naming
     # that enterprise's USCC logs in to it (a renewed certificate keeps working). One per org.
     organisation_id: Mapped[int | None] = mapped_column(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,3 +89,37 @@ def send_initial_password(account: Account, password: str, role: str) -> None:
     assert account.phone is not None
     sms_codes().notify(account.phone, MSG_INITIAL_PASSWORD.replace("{phone}", account.phone)
                        .replace("{password}", password).replace("{role}", role))
+
+
+def cut_off(account_id: str, reason: str, identity_id: int | None = None) -> Callable[[], None]:
+    """End what an account (or only one identity of it) holds, at once (S15): its access and
+    refresh tokens are revoked, every relying party that got tokens in one of its sessions is
+    owed a back-channel logout notice, and — for the whole account — its SSO sessions stop
+    being alive (refresh refused). The caller commits, then calls the returned function, which
+    sends the notices and removes the liveness keys (nothing waits on the network inside the
+    transaction)."""
+    from idp.auth.session import live_key
+    from idp.oidc import backchannel
+    from idp.oidc.models import Token
+    from idp.oidc.tokens import revoke_where
+    from idp.store import get_store
+
+    criteria: list[Any] = [Token.account_id == account_id]
+    if identity_id is not None:
+        criteria.append(Token.identity_id == identity_id)
+    sids = [sid for sid in db.session.scalars(
+        sa.select(Token.sid).where(*criteria, Token.sid.is_not(None)).distinct()) if sid]
+    owed = [row for sid in sids for row in backchannel.schedule(sid, account_id)]
+    revoked = revoke_where(*criteria)
+    audit.record("account.cut_off", account_id=account_id, reason=reason,
+                 identity_id=identity_id, revoked=revoked, sessions=len(sids))
+
+    def after_commit() -> None:
+        if owed:
+            backchannel.deliver(owed)
+        if identity_id is None:
+            store = get_store()
+            for sid in sids:
+                store.delete(live_key(sid))
+
+    return after_commit

@@ -32,6 +32,9 @@ class AuditEvent(Base):
     result: Mapped[str] = mapped_column(sa.String(16))
     account_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)
     client_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # The organisation the event concerns (the tenant of a console action, the enterprise
+    # registered …): the platform admin's audit search filters on it (indexed).
+    organisation_id: Mapped[int | None] = mapped_column(index=True)
     ip: Mapped[str | None] = mapped_column(sa.String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
 
@@ -45,6 +48,7 @@ def record(
     *,
     account_id: str | None = None,
     client_id: str | None = None,
+    organisation_id: int | None = None,
     **detail: Any,
 ) -> None:
     """Insert the event in the current transaction; it is kept when the caller commits.
@@ -55,5 +59,6 @@ def record(
     ip = request.remote_addr if has_request_context() else None
     db.session.execute(_INSERT, {
         "at": utcnow(), "event": event, "result": result, "account_id": account_id,
-        "client_id": client_id, "ip": ip, "detail": detail,
+        "client_id": client_id, "organisation_id": organisation_id, "ip": ip,
+        "detail": detail,
     })

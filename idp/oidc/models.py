@@ -69,6 +69,9 @@ class Client(TimestampMixin, Base):
     jwks: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(sa.String(10))
     enabled: Mapped[bool] = mapped_column(default=True)
+    # A provisioning client (client_credentials for /api and /scim) acts for exactly one
+    # enterprise, as that enterprise's console does; None for relying parties' logins.
+    tenant_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organisation.id"))
     # RFC 8705 §3: access tokens bound to the client's TLS certificate (cnf.x5t#S256).
     tls_client_certificate_bound_access_tokens: Mapped[bool] = mapped_column(default=False)
 

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, TimestampMixin
 
-ORG_TYPES = ("enterprise", "office", "committee", "centre")
+# platform: the team that runs this provider (its admins manage clients, keys, the audit log).
+ORG_TYPES = ("enterprise", "office", "committee", "centre", "platform")
 # pending: registered, waiting for review; returned: review sent it back with a reason.
 ORG_STATUSES = ("active", "pending", "returned", "disabled")
 CITY_DISTRICT = "310000"  # a centre of this district (市中心) sees every district
@@ -45,10 +46,18 @@ class Organisation(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
     district: Mapped[str | None] = mapped_column(sa.String(6), index=True)
     profile: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    # An office's 管理处编码 (its enterprise's organisation code and a number), shown and
+    # searched as 所属单位编码 in the operator list (S11); an enterprise's is its USCC.
+    code: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
 
     @property
     def is_active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def unit_code(self) -> str:
+        """所属单位编码 (S11)."""
+        return self.code or self.uscc or ""
 
     def claim(self) -> dict[str, object]:
         """The ``org`` claim (DESIGN.md, Claims)."""

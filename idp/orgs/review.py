@@ -275,5 +275,5 @@ def _approve_association(data: dict[str, Any]) -> None:
     db.session.execute(sa.delete(AreaLink).where(AreaLink.area_id == area.id,
                                                  AreaLink.role == "manager"))
     db.session.add(AreaLink(area_id=area.id, organisation_id=target.id, role="manager"))
-    audit.record("area.manager", area=area.id, organisation=target.id,
+    audit.record("area.manager", area=area.id, organisation_id=target.id,
                  previous=list(previous))

@@ -419,7 +419,7 @@ def register(form: Mapping[str, Any]) -> Registered:
             db.session.rollback()
             raise FormInvalid({"area_name": exc.message}) from None
         new_accounts = ([(account, initial)] if initial else []) + approval.new_accounts
-    audit.record("committee.register", application=application.id, organisation=org.id,
+    audit.record("committee.register", application=application.id, organisation_id=org.id,
                  area=facts.area.id, phone=mask(applicant.phone), reviewed=reviewed)
     db.session.commit()
     return Registered(application, org, facts.area.name, not reviewed,

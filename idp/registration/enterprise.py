@@ -272,7 +272,7 @@ def register(values: Mapping[str, Any]) -> Registered:
         db.session.add(account)
         db.session.flush()
         _grant(org, account, platforms, reviewed, district)
-        audit.record("registration.enterprise", account_id=account.id, organisation=org.id,
+        audit.record("registration.enterprise", account_id=account.id, organisation_id=org.id,
                      uscc=uscc, immediate=immediate, reviewed=reviewed)
         db.session.commit()
     except IntegrityError:
@@ -292,7 +292,7 @@ def add_platforms(account: Account, values: Mapping[str, Any]) -> Registered:
     platforms = [p for p in values["platforms"] if p not in have]
     if not platforms:
         audit.record("registration.add_platform", result="failure", account_id=account.id,
-                     organisation=org.id, reason="no_new_platform")
+                     organisation_id=org.id, reason="no_new_platform")
         db.session.commit()
         raise FieldError("platforms", MSG_NO_NEW_PLATFORM)
     immediate, reviewed = _split(platforms, values)
@@ -300,14 +300,14 @@ def add_platforms(account: Account, values: Mapping[str, Any]) -> Registered:
         org.profile = {**org.profile, "supervision": profile_of(values)["supervision"]}
         org.district = _district(org.uscc, values)
     _grant(org, account, platforms, reviewed, org.district or CITY_DISTRICT)
-    audit.record("registration.add_platform", account_id=account.id, organisation=org.id,
+    audit.record("registration.add_platform", account_id=account.id, organisation_id=org.id,
                  immediate=immediate, reviewed=reviewed)
     try:
         db.session.commit()
     except IntegrityError:  # the same platform added twice at once: one identity wins
         db.session.rollback()
         audit.record("registration.add_platform", result="failure", account_id=account.id,
-                     organisation=org.id, reason="concurrent")
+                     organisation_id=org.id, reason="concurrent")
         db.session.commit()
         raise FieldError("platforms", MSG_NO_NEW_PLATFORM) from None
     return Registered(org, account, immediate, reviewed)

@@ -496,7 +496,7 @@ def bind(pending: PendingUkey, legacy_id: str, *, otp_code: str | None = None,
         db.session.add(Identity(account_id=account.id, organisation_id=org.id, role=BIND_ROLE,
                                 platform=BIND_PLATFORM))
         legacy.bound_at = utcnow()
-        audit.record("legacy.bind", account_id=account.id, organisation=org.id,
+        audit.record("legacy.bind", account_id=account.id, organisation_id=org.id,
                      **attempt.facts)
         db.session.commit()
     except IntegrityError:  # a second binding of the same enterprise won the race

@@ -20,10 +20,10 @@ from tests.conftest import BACKENDS, make_app
 
 APP_TABLES = {
     "account", "application", "area_link", "audit_event", "authorization_code", "certificate",
-    "client", "identity", "legacy_account", "logout_delivery", "organisation", "property_area",
-    "signing_key", "store_entry", "token",
+    "client", "identity", "legacy_account", "logout_delivery", "operator", "organisation",
+    "property_area", "signing_key", "staff_application", "store_entry", "token",
 }
-HEAD = "0004"  # the newest revision in idp/migrations/versions
+HEAD = "0005"  # the newest revision in idp/migrations/versions
 
 
 

@@ -1,0 +1,1 @@
+"""The platform admin console (the team that runs the provider)."""
