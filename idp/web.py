@@ -62,6 +62,14 @@ class IdConverter(IntegerConverter):
         super().__init__(url_map, min=1, max=MAX_ID)
 
 
+def page_arg(max_page: int = 100_000) -> int:
+    """The ``page`` query parameter of a list: anything odd is page 1, never an error."""
+    raw = request.args.get("page", "")
+    if raw.isascii() and raw.isdigit() and len(raw) <= 6:
+        return min(max(int(raw), 1), max_page)
+    return 1
+
+
 def wants_json() -> bool:
     """A page's own script asking (the 「获取验证码」 buttons): JSON ``{ok, message, wait}``."""
     return request.accept_mimetypes.best == "application/json" or (

@@ -60,7 +60,7 @@ from idp.orgs.review import (
 )
 from idp.registration.committees import ATTRIBUTES
 from idp.validators import DISTRICTS, ID_TYPES, QUALIFICATION_LEVELS
-from idp.web import error_response, is_id
+from idp.web import error_response, is_id, page_arg
 
 bp = Blueprint("centre", __name__)
 
@@ -140,13 +140,6 @@ def district_label(code: str | None) -> str:
     return DISTRICTS.get(code or "", code or "—")
 
 
-def _page() -> int:
-    raw = request.args.get("page", "")
-    if raw.isascii() and raw.isdigit() and len(raw) <= 6:
-        return min(max(int(raw), 1), MAX_PAGE)
-    return 1
-
-
 def _pages(total: int) -> int:
     return max(1, -(-total // PAGE_SIZE))
 
@@ -163,7 +156,7 @@ def index() -> ResponseReturnValue:
     by_kind = {kind: int(n) for kind, n in counted}
     counts = {q.key: sum(by_kind.get(kind, 0) for kind in q.kinds) for q in QUEUES}
     pages = _pages(counts[queue.key])
-    page = min(_page(), pages)
+    page = min(page_arg(MAX_PAGE), pages)
     rows = db.session.execute(_in_scope(
         sa.select(Application, Organisation.name)
         .join(Organisation, Organisation.id == Application.organisation_id)
@@ -420,7 +413,7 @@ def _render_areas(*, status: int = 200, create_form: AreaCreateForm | None = Non
         query = query.where(PropertyArea.district == district)
     total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
     pages = _pages(total)
-    page = min(_page(), pages)
+    page = min(page_arg(MAX_PAGE), pages)
     active_first = sa.case((PropertyArea.status == "active", 0), else_=1)
     areas = list(db.session.scalars(
         query.order_by(active_first, PropertyArea.district, PropertyArea.name, PropertyArea.id)

@@ -58,3 +58,30 @@ class AreaRenameForm(FlaskForm):  # type: ignore[misc]
 class AreaMergeForm(FlaskForm):  # type: ignore[misc]
     survivor = StringField("保留区域", validators=[Length(max=32, message=MSG_PICK_SURVIVOR)])
     merged = LooseMultiple("合并区域", choices=[])
+
+
+# --- 操作员管理 of the tenant console (S12, S15) ---------------------------------------------
+# The choices are set by the view (the tenant's departments, the labels of
+# ``idp.console.models``); ``idp.console.operators`` judges every value and names the field.
+
+
+class OperatorCreateForm(FlaskForm):  # type: ignore[misc]
+    """增加 (S12): 操作员信息添加."""
+
+    name = StringField("操作员姓名")
+    department_id = LooseSelect("部门名称", choices=[])
+    category = LooseSelect("部门类别", choices=[])
+    phone = StringField("手机号码")
+    role = LooseSelect("角色", choices=[])
+    remark = StringField("备注")
+
+
+class OperatorEditForm(FlaskForm):  # type: ignore[misc]
+    """修改 (S15): only the phone number and the status."""
+
+    phone = StringField("手机号码")
+    status = LooseSelect("操作员状态", choices=[])
+
+
+class OperatorDeleteForm(FlaskForm):  # type: ignore[misc]
+    """删除 (S15): the confirmation carries only the CSRF token."""

@@ -11,9 +11,13 @@ form says.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import sqlalchemy as sa
+from flask import g, redirect, request
+from flask.typing import ResponseReturnValue
 
+from idp import audit
 from idp.accounts.models import Account, Identity
 from idp.extensions import db
 from idp.orgs.models import Organisation
@@ -52,7 +56,8 @@ class Tenant:
     def department(self, raw_id: object) -> Organisation | None:
         """The department with that id if it is this enterprise or one of its live offices."""
         text = str(raw_id or "").strip()
-        if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_ID:
+        if (not text.isascii() or not text.isdigit() or len(text) > 10
+                or not 0 < int(text) <= MAX_ID):
             return None
         return db.session.scalar(self.departments_query().where(Organisation.id == int(text)))
 
@@ -81,3 +86,29 @@ def tenant_of_client(tenant_id: int | None, client_id: str) -> Tenant | None:
     if enterprise is None or enterprise.type != "enterprise" or not enterprise.is_active:
         return None
     return Tenant(enterprise=enterprise, actor_id=None, client_id=client_id)
+
+
+def require_enterprise_admin() -> ResponseReturnValue | None:
+    """``before_request`` of every tenant-console blueprint: anonymous → the login page; a
+    forced password change first; logged in without an enterprise to administer → 403
+    (audited: somebody tried a console that is not theirs). The tenant is kept in ``g``."""
+    from idp.auth.sso import current_account, pending_password_change
+    from idp.web import error_response
+
+    account = current_account()
+    if account is None:
+        if pending_password_change() is not None:
+            return redirect("/password/change", code=303)
+        return redirect("/login", code=303)
+    tenant = tenant_of(account)
+    if tenant is None:
+        audit.record("console.denied", audit.FAILURE, account_id=account.id, path=request.path)
+        db.session.commit()
+        return error_response(403)
+    g.console_tenant = tenant
+    return None
+
+
+def console_tenant() -> Tenant:
+    """The tenant that ``require_enterprise_admin`` let in."""
+    return cast(Tenant, g.console_tenant)

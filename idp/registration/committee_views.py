@@ -21,6 +21,7 @@ from flask.typing import ResponseReturnValue
 
 from idp.accounts.models import Account
 from idp.auth.sso import current_account
+from idp.console.staff import applications_for_phone
 from idp.errors import FieldError, RateLimited, ServiceUnavailable
 from idp.orgs.models import Application, Organisation
 from idp.orgs.review import KIND_LABELS, MSG_NOT_RETURNED, ROLE_LABELS
@@ -338,4 +339,5 @@ def lookup_result() -> ResponseReturnValue:
     return render_template(
         "committee/lookup_result.html", result=svc.lookup_result(phone), roles=ROLE_LABELS,
         platform_label=svc.platform_label, kinds=KIND_LABELS, statuses=APPLICATION_STATUS,
-        account_statuses=svc.STATUS_LABELS, districts=DISTRICTS), 200
+        account_statuses=svc.STATUS_LABELS, districts=DISTRICTS,
+        staff_applications=applications_for_phone(phone)), 200
