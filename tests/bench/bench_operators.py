@@ -151,9 +151,8 @@ def main() -> None:
                     assert response.status_code == 200, response.status_code
                 timings.sort()
                 p95 = timings[max(0, int(len(timings) * 0.95) - 1)]
-                marker = "共"
-                text = response.get_data(as_text=True)
-                rows = text.split(marker, 1)[1].split("条", 1)[0].strip() if marker in text else "?"
+                text = response.get_data(as_text=True)  # the caption: 共 N 个操作员
+                rows = text.split("共 ", 1)[1].split(" 个", 1)[0] if "共 " in text else "?"
                 print(f"{label:<40} {statistics.median(timings):>8.1f} {p95:>8.1f} {rows:>8}")
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
