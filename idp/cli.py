@@ -25,6 +25,7 @@ DEMO_PASSWORD = "Demo@2026"  # the published demo login of `make run`
 DEMO_USCC = "91310115MA1FL0D34W"
 DEMO_REVIEWER_PHONE = "13800000001"  # 浦东新区 centre: reviews registrations and associations
 DEMO_AREAS = ("和谐花园", "阳光苑一期", "阳光苑二期", "滨江公寓")
+DEMO_OFFICE = "演示物业和谐花园管理处"  # the demo enterprise's 小区管理处 (T03)
 
 
 def _app_factory() -> Flask:
@@ -107,6 +108,8 @@ def seed_demo() -> str:
     """The demo person of `make run`: one identity on the fund system, no forced change."""
     from idp.accounts.models import PLATFORMS, Account, Identity
     from idp.accounts.service import create_person
+    from idp.console.models import Operator
+    from idp.console.offices import next_office_code
     from idp.extensions import db
     from idp.orgs.models import Organisation
 
@@ -119,8 +122,20 @@ def seed_demo() -> str:
     account = db.session.scalar(sa.select(Account).where(Account.phone == DEMO_PHONE))
     if account is None:
         account = create_person(DEMO_PHONE, "演示员工", DEMO_PASSWORD, must_change=False)
-        db.session.add(Identity(account_id=account.id, organisation_id=org.id, role="operator",
-                                platform="repair_fund"))
+        identity = Identity(account_id=account.id, organisation_id=org.id, role="operator",
+                            platform="repair_fund")
+        db.session.add(identity)
+        db.session.flush()
+        # The console's view of them (S11): the enterprise's first operator.
+        db.session.add(Operator(enterprise_id=org.id, department_id=org.id,
+                                account_id=account.id, identity_id=identity.id,
+                                name="演示员工", category="enterprise", role="operator",
+                                created_by="demo"))
+    if db.session.scalar(sa.select(Organisation.id).where(
+            Organisation.parent_id == org.id, Organisation.type == "office")) is None:
+        db.session.add(Organisation(type="office", name=DEMO_OFFICE, parent_id=org.id,
+                                    district=org.district, code=next_office_code(org),
+                                    profile={"contact_name": "演示负责人"}))
     ukey = db.session.scalar(sa.select(Account).where(Account.organisation_id == org.id))
     if ukey is None:  # the enterprise itself, logging in with the demo UKey certificate
         ukey = Account(kind="ukey", name=org.name, organisation_id=org.id)
@@ -281,6 +296,10 @@ def clients_group() -> None:
               help="Public JWKS for private_key_jwt.")
 @click.option("--tls-client-certificate-bound-access-tokens", is_flag=True, default=None,
               help="Bind access tokens to the client's TLS certificate (RFC 8705).")
+@click.option("--scope", help="Scopes the client may get (default: the login scopes; with "
+              "--tenant: console.read console.write scim).")
+@click.option("--tenant", metavar="USCC",
+              help="A provisioning client of /api and /scim for this enterprise only.")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret}.")
 @with_appcontext
 def clients_add(as_json: bool, jwks_file: str | None, **options: Any) -> None:
@@ -466,3 +485,67 @@ def logout_retry() -> None:
     from idp.oidc.backchannel import retry_due
 
     click.echo(f"delivered {retry_due()} back-channel logout notice(s)")
+
+
+# --- platform admins (the /admin console) -----------------------------------------------------
+
+@cli.group("admins")
+def admins_group() -> None:
+    """Platform admins: phone login plus a TOTP 动态口令 for /admin (等保 level 3)."""
+
+
+def _admin_result(provisioned: Any, as_json: bool) -> None:
+    """Print the otpauth:// URI — the only time the TOTP seed leaves the database."""
+    account = provisioned.account
+    if as_json:
+        out = {"id": account.id, "phone": account.phone, "otpauth_uri": provisioned.otpauth_uri}
+        if provisioned.initial_password:
+            out["initial_password"] = provisioned.initial_password
+        click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    click.echo(f"platform admin {account.id} ({account.phone})")
+    if provisioned.initial_password:
+        click.echo(f"initial password: {provisioned.initial_password}")
+    click.echo("add this to the authenticator app (shown only now):")
+    click.echo(provisioned.otpauth_uri)
+
+
+@admins_group.command("add")
+@click.option("--phone", required=True)
+@click.option("--name", required=True)
+@click.option("--password", help="Initial password of a new account; random (to be changed at "
+                                 "first login) when omitted. An existing account keeps its own.")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def admins_add(phone: str, name: str, password: str | None, as_json: bool) -> None:
+    """Make PHONE a platform admin (creating the person account if needed) with a fresh TOTP
+    seed; prints the otpauth:// provisioning URI once."""
+    from idp.admin.access import provision_admin
+    from idp.errors import FieldError
+    from idp.extensions import db
+
+    try:
+        provisioned = provision_admin(phone, name, password)
+    except FieldError as exc:
+        db.session.rollback()
+        field = "password" if exc.field == "new_password" else exc.field
+        _fail(f"--{field}: {exc.message}")
+    _admin_result(provisioned, as_json)
+
+
+@admins_group.command("reset-totp")
+@click.option("--phone", required=True)
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def admins_reset_totp(phone: str, as_json: bool) -> None:
+    """A new TOTP seed for a platform admin; the old one stops working at once."""
+    from idp.admin.access import reset_totp
+    from idp.errors import FieldError
+    from idp.extensions import db
+
+    try:
+        provisioned = reset_totp(phone)
+    except FieldError as exc:
+        db.session.rollback()
+        _fail(f"--{exc.field}: {exc.message}")
+    _admin_result(provisioned, as_json)

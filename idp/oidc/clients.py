@@ -7,20 +7,22 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from idp.accounts.models import PLATFORMS
 from idp.extensions import db
-from idp.oidc.models import GRANT_TYPES, Client
+from idp.oidc.models import API_SCOPES, GRANT_TYPES, SCOPES, Client
 from idp.oidc.server import CLIENT_ID_RE
+from idp.orgs.models import Organisation
 from idp.security import hash_client_secret, new_token
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 KNOWN_KEYS = {"client_id", "name", "redirect_uris", "public", "post_logout_redirect_uris",
               "backchannel_logout_uri", "initiate_login_uri", "platform", "grant_types",
               "auth_method", "jwks", "secret", "id_token_signed_response_alg", "scope",
-              "tls_client_certificate_bound_access_tokens"}
+              "tls_client_certificate_bound_access_tokens", "tenant"}
 
 
 def check_uri(uri: Any, what: str) -> str:
@@ -53,6 +55,8 @@ class ClientSpec:
     id_token_signed_response_alg: str | None = None
     scope: str | None = None
     tls_client_certificate_bound_access_tokens: bool = False  # RFC 8705 §3.4
+    # A provisioning client of /api and /scim acts for this enterprise (its USCC) only.
+    tenant: str | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ClientSpec:
@@ -66,7 +70,7 @@ class ClientSpec:
         return spec
 
     def validate(self) -> None:
-        if not isinstance(self.client_id, str) or not CLIENT_ID_RE.match(self.client_id):
+        if not isinstance(self.client_id, str) or not CLIENT_ID_RE.fullmatch(self.client_id):
             raise ValueError("client_id: 1–64 characters of A–Z a–z 0–9 . _ ~ -")
         if not isinstance(self.name, str) or not 0 < len(self.name.strip()) <= 100:
             raise ValueError("name: 1–100 characters")
@@ -108,6 +112,12 @@ class ClientSpec:
             raise ValueError("tls_client_certificate_bound_access_tokens: true or false")
         if self.id_token_signed_response_alg not in (None, "ES256", "RS256"):
             raise ValueError("id_token_signed_response_alg: ES256 or RS256")
+        if self.tenant and self.scope is None:
+            self.scope = " ".join(API_SCOPES)  # what a provisioning client is for
+        if self.scope is not None:
+            unknown_scopes = set(str(self.scope).split()) - set(SCOPES)
+            if unknown_scopes:
+                raise ValueError(f"scope: unknown {', '.join(sorted(unknown_scopes))}")
 
     def apply(self, client: Client, *, keep_secret: bool = False) -> None:
         client.name = self.name.strip()
@@ -124,8 +134,20 @@ class ClientSpec:
             self.tls_client_certificate_bound_access_tokens)
         if self.scope:
             client.scope = self.scope
+        client.tenant_id = self._tenant_id()
         if self.secret is not None and not (keep_secret and client.secret_hash):
             client.secret_hash = hash_client_secret(self.secret)
+
+    def _tenant_id(self) -> int | None:
+        """The enterprise named by ``tenant`` (its USCC); it must be registered."""
+        if not self.tenant:
+            return None
+        enterprise = db.session.scalar(sa.select(Organisation).where(
+            Organisation.uscc == str(self.tenant).strip().upper(),
+            Organisation.type == "enterprise"))
+        if enterprise is None:
+            raise ValueError(f"tenant: no registered enterprise has the USCC {self.tenant!r}")
+        return enterprise.id
 
     @property
     def uses_secret(self) -> bool:

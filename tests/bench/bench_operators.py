@@ -47,7 +47,7 @@ def fill(conn: psycopg.Connection[Any], enterprise: int, offices: list[int], cou
         INSERT INTO identity (account_id, organisation_id, role, platform, status,
                               created_at, updated_at)
         SELECT md5('acct' || g),
-               CASE WHEN g % 5 = 0 THEN ({office_array})[1 + g % {len(offices)}]
+               CASE WHEN g % 5 = 0 THEN ({office_array})[1 + (g / 5) % {len(offices)}]
                     ELSE {enterprise} END,
                CASE WHEN g % 5 = 0 THEN 'office' ELSE 'operator' END,
                'repair_fund',
