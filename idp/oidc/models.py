@@ -20,7 +20,10 @@ from idp.security import check_client_secret
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 SECRET_METHODS = {"client_secret_basic", "client_secret_post"}
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-SCOPES = ("openid", "profile", "phone", "org", "roles")
+LOGIN_SCOPES = ("openid", "profile", "phone", "org", "roles")
+# The admin API and SCIM (idp.api): only clients registered with them may get them.
+API_SCOPES = ("console.read", "console.write", "scim")
+SCOPES = LOGIN_SCOPES + API_SCOPES  # discovery's scopes_supported
 
 
 def _is_loopback_http(uri: str) -> bool:
@@ -65,7 +68,7 @@ class Client(TimestampMixin, Base):
     initiate_login_uri: Mapped[str | None] = mapped_column(sa.String(500))
     platform: Mapped[str | None] = mapped_column(sa.String(32))
     grant_types: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
-    scope: Mapped[str] = mapped_column(sa.String(200), default=" ".join(SCOPES))
+    scope: Mapped[str] = mapped_column(sa.String(200), default=" ".join(LOGIN_SCOPES))
     jwks: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(sa.String(10))
     enabled: Mapped[bool] = mapped_column(default=True)
