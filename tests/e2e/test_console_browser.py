@@ -83,7 +83,8 @@ def test_s11_s12_s13_s15_s17_operator_lifecycle_in_the_browser(
     with page.expect_navigation():
         page.click("#console-link")
     assert path_of(page) == "/console/operators"
-    assert page.inner_text("#breadcrumb").strip() == "首页 / 公共部分 / 系统管理 / 操作员管理 / 列表"
+    assert page.inner_text("#breadcrumb").strip() == (
+        "首页 / 公共部分 / 系统管理 / 操作员管理 / 列表")
     assert page.inner_text("#enterprise-name").strip() == DEMO_NAME
     headers = [h.strip() for h in page.locator("#operators thead th").all_inner_texts()]
     assert headers == ["序号", "操作员ID", "操作员姓名", "操作员手机号", "部门名称", "角色", "状态"]
