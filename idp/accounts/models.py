@@ -46,6 +46,9 @@ class Account(TimestampMixin, Base):
     # idp.security.seal, and the last time step used, so that a code works once.
     totp_secret: Mapped[str | None] = mapped_column(sa.Text)
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # Every browser session that logged in before this moment is over (``cut_off``: a deleted
+    # operator, a changed phone). Read with the account on every request, so it costs nothing.
+    sessions_cut_at: Mapped[datetime | None]
     # A ``ukey`` account belongs to one enterprise: whoever presents a valid certificate naming
     # that enterprise's USCC logs in to it (a renewed certificate keeps working). One per org.
     organisation_id: Mapped[int | None] = mapped_column(

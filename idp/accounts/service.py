@@ -93,24 +93,37 @@ def send_initial_password(account: Account, password: str, role: str) -> None:
 
 def cut_off(account_id: str, reason: str, identity_id: int | None = None) -> Callable[[], None]:
     """End what an account (or only one identity of it) holds, at once (S15): its access and
-    refresh tokens are revoked, every relying party that got tokens in one of its sessions is
-    owed a back-channel logout notice, and — for the whole account — its SSO sessions stop
-    being alive (refresh refused). The caller commits, then calls the returned function, which
+    refresh tokens are revoked and its unused codes expire, every relying party that got tokens
+    in one of its sessions is owed a back-channel logout notice, and — for the whole account —
+    its browser sessions end (``sessions_cut_at``) and its SSO sessions stop being alive
+    (refresh refused). The caller commits, then calls the returned function, which
     sends the notices and removes the liveness keys (nothing waits on the network inside the
     transaction)."""
     from idp.auth.session import live_key
+    from idp.db import utcnow
     from idp.oidc import backchannel
-    from idp.oidc.models import Token
+    from idp.oidc.models import AuthorizationCode, Token
     from idp.oidc.tokens import revoke_where
     from idp.store import get_store
 
     criteria: list[Any] = [Token.account_id == account_id]
+    codes: list[Any] = [AuthorizationCode.account_id == account_id,
+                        AuthorizationCode.used_at.is_(None)]
     if identity_id is not None:
         criteria.append(Token.identity_id == identity_id)
+        codes.append(AuthorizationCode.identity_id == identity_id)
     sids = [sid for sid in db.session.scalars(
         sa.select(Token.sid).where(*criteria, Token.sid.is_not(None)).distinct()) if sid]
     owed = [row for sid in sids for row in backchannel.schedule(sid, account_id)]
     revoked = revoke_where(*criteria)
+    # A code issued a moment ago must not turn into tokens for what was just cut off.
+    db.session.execute(sa.update(AuthorizationCode).where(*codes).values(expires_at=utcnow())
+                       .execution_options(synchronize_session=False))
+    if identity_id is None:
+        # Browser sessions too: any login older than now is over (idp.auth.sso._usable).
+        account = db.session.get(Account, account_id)
+        if account is not None:
+            account.sessions_cut_at = utcnow()
     audit.record("account.cut_off", account_id=account_id, reason=reason,
                  identity_id=identity_id, revoked=revoked, sessions=len(sids))
 

@@ -28,7 +28,15 @@ from idp.errors import IdpError
 from idp.extensions import db
 from idp.oidc.clients import ClientSpec, check_uri, register_client
 from idp.oidc.keys import ALGORITHMS, rotate_keys
-from idp.oidc.models import GRANT_TYPES, SECRET_METHODS, Client, SigningKey, Token
+from idp.oidc.models import (
+    API_SCOPES,
+    GRANT_TYPES,
+    LOGIN_SCOPES,
+    SECRET_METHODS,
+    Client,
+    SigningKey,
+    Token,
+)
 from idp.oidc.server import CLIENT_ID_RE
 from idp.oidc.tokens import revoke_where
 from idp.orgs.models import Organisation
@@ -255,6 +263,12 @@ def build_spec(data: ClientInput, existing: Client | None = None) -> AdminClient
                       id_token_signed_response_alg=existing.id_token_signed_response_alg,
                       tls_client_certificate_bound_access_tokens=bool(
                           existing.tls_client_certificate_bound_access_tokens))
+    # A provisioning client is for the API (console.*, scim); unbound, it loses those scopes.
+    scopes = set(str(values.get("scope") or "").split())
+    if tenant_id is not None and not scopes & set(API_SCOPES):
+        values["scope"] = " ".join(API_SCOPES)
+    elif tenant_id is None and scopes & set(API_SCOPES):
+        values["scope"] = " ".join(LOGIN_SCOPES)
     spec = AdminClientSpec(**values, tenant_id=tenant_id)
     try:
         spec.validate()  # the rules of every registration path (ClientSpec.from_mapping)
@@ -324,6 +338,9 @@ def update_client(client: Client, data: ClientInput, actor: Account) -> list[str
     before = {name: getattr(client, name) for name in watched}
     spec.apply(client, keep_secret=True)
     changed = [name for name in watched if getattr(client, name) != before[name]]
+    if "tenant_id" in changed:
+        # Tokens issued for the old enterprise must not act for the new one (or for none).
+        revoke_where(Token.client_id == client.client_id)
     audit.record("admin.client.update", account_id=actor.id, client_id=client.client_id,
                  organisation_id=client.tenant_id, changed=changed)
     db.session.commit()

@@ -43,11 +43,19 @@ def finish_password_change() -> None:
     session["pwchange"] = False
 
 
+def _usable(account: Account | None) -> bool:
+    """The session's account is active and was not cut off after this session logged in."""
+    if account is None or not account.is_active:
+        return False
+    cut = account.sessions_cut_at
+    return cut is None or float(session.get("auth_time", 0)) > cut.timestamp()
+
+
 def pending_password_change() -> Account | None:
     if not session.get("uid") or not session.get("pwchange"):
         return None
     account = db.session.get(Account, session["uid"])
-    return account if account is not None and account.is_active else None
+    return account if _usable(account) else None
 
 
 def current_account() -> Account | None:
@@ -56,7 +64,7 @@ def current_account() -> Account | None:
     if not uid or session.get("pwchange"):
         return None
     account = db.session.get(Account, uid)
-    if account is None or not account.is_active:
+    if account is None or not _usable(account):
         session.clear()
         return None
     return account

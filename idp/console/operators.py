@@ -42,6 +42,7 @@ from idp.validators import normalize_mobile, normalize_name
 
 MSG_PHONE_BOUND = "该手机号已绑定维修资金系统物业企业（含小区管理处）角色，请重新输入正确的手机号。"
 MSG_PHONE_OTHER_ACCOUNT = "该手机号已被其他账号使用，请重新输入正确的手机号。"
+MSG_PHONE_SHARED = "该操作员的账号还用于其他单位或身份，不能在此修改手机号，请联系平台管理员。"
 MSG_OPERATOR_NAME = "请输入操作员姓名（身份证上的姓名，1–50个字符）"
 MSG_DEPARTMENT = "请选择部门（本企业或所属小区管理处）"
 MSG_CATEGORY = "部门类别与所选部门不一致"
@@ -363,6 +364,12 @@ def update_operator(tenant: Tenant, operator: Operator, *, phone: str | None = N
     changes: dict[str, object] = {}
     if new_phone != account.phone:
         assert new_phone is not None
+        # The phone is the person's login everywhere: an enterprise may change it only for an
+        # account that works for it alone (not a committee handler's or an admin's).
+        if db.session.scalar(sa.select(Identity.id).where(
+                Identity.account_id == account.id, Identity.id != operator.identity_id,
+                Identity.status.in_(("active", "pending"))).limit(1)) is not None:
+            raise FieldError("phone", MSG_PHONE_SHARED)
         if phone_is_bound(new_phone, except_account=account.id):
             raise FieldError("phone", MSG_PHONE_BOUND)
         if db.session.scalar(sa.select(Account.id).where(

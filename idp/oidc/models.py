@@ -96,7 +96,11 @@ class Client(TimestampMixin, Base):
 
     def get_allowed_scope(self, scope: str | None) -> str:
         if not scope:
-            return ""
+            # RFC 6749 §3.3: without a requested scope, a provisioning client gets what it is
+            # registered for on the API (its whole purpose); anybody else gets nothing.
+            if self.tenant_id is None:
+                return ""
+            return " ".join(s for s in self.scope.split() if s in API_SCOPES)
         allowed = set(self.scope.split())
         return " ".join(s for s in scope.split() if s in allowed)
 

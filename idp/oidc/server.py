@@ -41,7 +41,7 @@ from joserfc.jwk import KeySet
 from werkzeug.datastructures import MultiDict
 
 from idp import audit
-from idp.accounts.models import Account
+from idp.accounts.models import Account, Identity
 from idp.auth.session import sso_alive
 from idp.auth.sso import end_sso
 from idp.extensions import db
@@ -239,7 +239,17 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> Account | None:
         account = db.session.get(Account, authorization_code.account_id)
-        return account if account is not None and account.is_active else None
+        if account is None or not account.is_active:
+            return None
+        return account if _identity_usable(authorization_code.identity_id) else None
+
+
+def _identity_usable(identity_id: int | None) -> bool:
+    """A grant made for one identity (S09) lives only while that identity is active."""
+    if identity_id is None:
+        return True
+    identity = db.session.get(Identity, identity_id)
+    return identity is not None and identity.status == "active"
 
 
 class OpenIDCode(oidc_grants.OpenIDCode):  # type: ignore[misc]
@@ -301,6 +311,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         if account is None or not account.is_active:
             # invalid_grant tells the client to log the user in again (RFC 6749 §5.2)
             raise InvalidGrantError("The account of this refresh token is not active.")
+        if not _identity_usable(refresh_token.identity_id):
+            # The operator was disabled or deleted (S15): the role it chose is gone.
+            raise InvalidGrantError("The identity of this refresh token is not active.")
         return account
 
     def revoke_old_credential(self, refresh_token: Token) -> None:

@@ -81,6 +81,8 @@ def upgrade():
     with op.batch_alter_table('account', schema=None) as batch_op:
         batch_op.add_column(sa.Column('totp_secret', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('totp_last_step', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('sessions_cut_at', idp.db.UTCDateTime(timezone=True),
+                                      nullable=True))
 
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.add_column(sa.Column('organisation_id', sa.Integer(), nullable=True))
@@ -122,6 +124,7 @@ def downgrade():
         batch_op.drop_column('organisation_id')
 
     with op.batch_alter_table('account', schema=None) as batch_op:
+        batch_op.drop_column('sessions_cut_at')
         batch_op.drop_column('totp_last_step')
         batch_op.drop_column('totp_secret')
 

@@ -109,6 +109,16 @@ def test_d05_provisioning_client_is_bound_to_its_enterprise(app, client):
     assert reload("scim-demo").tenant_id == org.id
     assert events("admin.client.create", "success")[0].organisation_id == org.id
     assert "演示物业服务有限公司" in client.get("/admin/clients").text
+    # It is for the API (found in review: it kept the login scopes and got 403 there).
+    secret = re.search(r'id="client-secret[^"]*"[^>]*>\s*([^<\s]+)', response.text)
+    assert secret is not None, response.text
+    token = client.post("/token", data={"grant_type": "client_credentials"},
+                        headers=basic("scim-demo", secret.group(1)))
+    assert token.status_code == 200, token.text
+    assert set(token.json["scope"].split()) == {"console.read", "console.write", "scim"}
+    listed = client.get("/api/v1/operators",
+                        headers={"Authorization": "Bearer " + token.json["access_token"]})
+    assert listed.status_code == 200, listed.text
 
 
 @pytest.mark.parametrize(("overrides", "field", "message"), [
