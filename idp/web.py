@@ -6,6 +6,7 @@ Every error a client can provoke ends here as a clear answer: JSON with an OAuth
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import datetime, timedelta, timezone
@@ -80,7 +81,28 @@ def is_api_request() -> bool:
     return request.path.startswith(API_PREFIXES)
 
 
+SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # RFC 8259 has no NaN or Infinity
+
+
+def strict_json(raw: bytes) -> Any:
+    """A request body as RFC 8259 JSON (no NaN/Infinity); ValueError or RecursionError if not."""
+    return json.loads(raw or b"null", parse_constant=_no_constant)
+
+
 def error_response(status: int, description: str | None = None) -> Response | tuple[str, int]:
+    if request.path.startswith("/scim/"):
+        # RFC 7644 §3.12: every error of the SCIM interface in its own format, also those
+        # raised before the scim blueprint (routing, input guards, body size).
+        body = {"schemas": [SCIM_ERROR], "status": str(status),
+                "detail": description or PAGE_MESSAGES.get(status, PAGE_MESSAGES[400])}
+        response = Response(json.dumps(body, ensure_ascii=False), status=status,
+                            mimetype="application/scim+json")
+        response.headers["Cache-Control"] = "no-store"
+        return response
     if is_api_request():
         body = {"error": OAUTH_ERRORS.get(status, "invalid_request")}
         if description:

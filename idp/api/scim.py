@@ -61,6 +61,7 @@ from idp.errors import FieldError
 from idp.extensions import db
 from idp.orgs.models import Organisation
 from idp.validators import normalize_phone
+from idp.web import SCIM_ERROR, strict_json
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
 
@@ -70,7 +71,7 @@ GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 EXT = "urn:ietf:params:scim:schemas:extension:shfund:2.0:Operator"
 LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+ERROR = SCIM_ERROR
 SPC = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 RESOURCE_TYPE = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
 SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
@@ -625,7 +626,7 @@ def list_response(resources: list[dict[str, Any]], total: int, start: int) -> Re
 def json_object() -> dict[str, Any]:
     """The request body (application/scim+json or application/json) as a JSON object."""
     try:
-        data = json.loads(request.get_data(cache=False) or b"null")
+        data = strict_json(request.get_data(cache=False))
     except (ValueError, RecursionError):
         raise ScimError(400, MSG_JSON, "invalidSyntax") from None
     if not isinstance(data, dict):

@@ -15,7 +15,6 @@ office that still has operators), 415 a body that is not JSON, 422 the carrier c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
@@ -49,6 +48,7 @@ from idp.errors import FieldError
 from idp.extensions import db
 from idp.orgs.models import Organisation
 from idp.validators import normalize_mobile
+from idp.web import strict_json
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -140,7 +140,7 @@ def json_body(allowed: tuple[str, ...]) -> dict[str, Any]:
     if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
         raise ApiError(415, "unsupported_media_type", MSG_MEDIA_TYPE)
     try:
-        data = json.loads(request.get_data(cache=False) or b"null")
+        data = strict_json(request.get_data(cache=False))
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ApiError(400, "invalid_request", MSG_JSON) from None
     if not isinstance(data, dict):

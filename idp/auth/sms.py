@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 
 from idp.config import Settings
 from idp.errors import FieldError, RateLimited, ServiceUnavailable
@@ -128,3 +129,17 @@ class SmsCodes:
         """Use the code up; False if somebody else used it first (two tabs, a replay)."""
         self._store.delete(f"sms:tries:{purpose}:{phone}")
         return self._store.take(f"sms:code:{purpose}:{phone}") is not None
+
+
+def button_answer(send: Callable[[], str], resend_interval: int) -> tuple[int, str, int]:
+    """What every 「获取验证码」 button answers: (HTTP status, message, seconds to wait before
+    the next try), from ``send`` (which sends a code and returns the message to show)."""
+    try:
+        message = send()
+    except RateLimited as exc:
+        return 429, exc.message, exc.retry_after
+    except FieldError as exc:
+        return 400, exc.message, 0
+    except ServiceUnavailable as exc:
+        return 503, exc.message, 0
+    return 200, message, resend_interval

@@ -29,6 +29,7 @@ from idp.auth.forms import (
     UkeyLoginForm,
 )
 from idp.auth.phone import change_password, login_with_phone, send_login_code
+from idp.auth.sms import button_answer
 from idp.auth.sso import (
     current_account,
     end_sso,
@@ -97,16 +98,10 @@ def send_sms() -> ResponseReturnValue:
         status = 400
         message = next(iter(sms_form.phone.errors or []), MSG_PHONE_FORMAT)
     else:
-        try:
-            phone = normalize_phone(sms_form.phone.data)
-            message = send_login_code(phone, request.remote_addr or "-")
-            wait = current_app.config["IDP"].sms_resend_interval
-        except RateLimited as exc:
-            status, message, wait = 429, exc.message, exc.retry_after
-        except FieldError as exc:
-            status, message = 400, exc.message
-        except ServiceUnavailable as exc:
-            status, message = 503, exc.message
+        status, message, wait = button_answer(
+            lambda: send_login_code(normalize_phone(sms_form.phone.data),
+                                    request.remote_addr or "-"),
+            current_app.config["IDP"].sms_resend_interval)
     if wants_json():
         return jsonify({"ok": status == 200, "message": message, "wait": wait}), status
     form = PhoneLoginForm(formdata=None)

@@ -160,9 +160,14 @@ def _enterprise(raw: str) -> Organisation:
     return enterprise
 
 
+def _office_name(raw: str) -> str:
+    """管理处名称's shape: the house rule for organisation names."""
+    return normalize_name(raw, "office", 100, MSG_OFFICE, organisation=True)
+
+
 def _office(enterprise: Organisation, raw: str) -> Organisation:
     """The live 小区管理处 of ``enterprise`` with exactly that name."""
-    name = normalize_name(raw, "office", 100, MSG_OFFICE, organisation=True)
+    name = _office_name(raw)
     offices = list(db.session.scalars(sa.select(Organisation).where(
         Organisation.type == "office", Organisation.parent_id == enterprise.id,
         Organisation.status == "active", Organisation.name == name).limit(2)))
@@ -221,7 +226,7 @@ def parse_application(form: Mapping[str, Any]) -> Facts:
     if office_name.strip() and enterprise is not None:
         department = check.take(_office, enterprise, office_name)
     elif office_name.strip():  # no enterprise to look in; the shape is still judged
-        check.take(normalize_name, office_name, "office", 100, MSG_OFFICE, True)
+        check.take(_office_name, office_name)
     name = check.take(normalize_name, _text(form, "name"), "name", 50, MSG_NAME)
     id_type = check.take(_id_type, _text(form, "id_type"))
     id_number = check.take(_id_number, id_type, _text(form, "id_number")) if id_type else None

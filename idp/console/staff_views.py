@@ -27,11 +27,12 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 
 from idp.accounts.service import send_initial_passwords
+from idp.auth.sms import button_answer
 from idp.console import staff as svc
 from idp.console.models import APPLICATION_STATUSES, StaffApplication
 from idp.console.operators import PhoneCheckFailed
 from idp.console.tenant import Tenant, console_tenant, require_enterprise_admin
-from idp.errors import FieldError, RateLimited, ServiceUnavailable
+from idp.errors import FieldError
 from idp.extensions import db
 from idp.registration.forms import loose_select
 from idp.validators import ID_CARD, ID_TYPES
@@ -102,17 +103,9 @@ def apply_sms() -> ResponseReturnValue:
     """The 【获取验证码】 button: JSON for its script; without the script the whole form comes
     here, and the page is shown again with what was typed."""
     sms_form = ApplySmsForm()
-    wait = 0
-    try:
-        message = svc.send_code(sms_form.phone.data or "", request.remote_addr or "-")
-        status = 200
-        wait = int(current_app.config["IDP"].sms_resend_interval)
-    except RateLimited as exc:
-        status, message, wait = 429, exc.message, exc.retry_after
-    except FieldError as exc:
-        status, message = 400, exc.message
-    except ServiceUnavailable as exc:
-        status, message = 503, exc.message
+    status, message, wait = button_answer(
+        lambda: svc.send_code(sms_form.phone.data or "", request.remote_addr or "-"),
+        int(current_app.config["IDP"].sms_resend_interval))
     if wants_json():
         return jsonify({"ok": status == 200, "message": message, "wait": wait}), status
     form = ApplyForm()

@@ -20,9 +20,10 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from idp.accounts.models import Account
+from idp.auth.sms import button_answer
 from idp.auth.sso import current_account
 from idp.console.staff import applications_for_phone
-from idp.errors import FieldError, RateLimited, ServiceUnavailable
+from idp.errors import FieldError
 from idp.orgs.models import Application, Organisation
 from idp.orgs.review import KIND_LABELS, MSG_NOT_RETURNED, ROLE_LABELS
 from idp.orgs.review import STATUS_LABELS as APPLICATION_STATUS
@@ -59,16 +60,9 @@ def _show_errors(form: Any, errors: dict[str, str]) -> str | None:
 
 def _sms(send_field: str, raw_phone: str, purpose: str) -> tuple[int, str, int]:
     """Send a code for ``purpose``; (status, message, seconds to wait)."""
-    try:
-        message = svc.send_verify_code(raw_phone, send_field, request.remote_addr or "-",
-                                       purpose)
-    except RateLimited as exc:
-        return 429, exc.message, exc.retry_after
-    except FieldError as exc:
-        return 400, exc.message, 0
-    except ServiceUnavailable as exc:
-        return 503, exc.message, 0
-    return 200, message, int(current_app.config["IDP"].sms_resend_interval)
+    return button_answer(
+        lambda: svc.send_verify_code(raw_phone, send_field, request.remote_addr or "-", purpose),
+        int(current_app.config["IDP"].sms_resend_interval))
 
 
 # --- 「业委会注册」 (T04, T06, T07) -----------------------------------------------------------

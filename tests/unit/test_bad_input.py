@@ -1,23 +1,24 @@
-"""Bad input (the issue's "Bad input" section; S17, T05, D01, D03): every endpoint and every form
-answers malformed, oversized, missing or hostile input with the protocol's error or a message
-beside the field — never a 500, never a stack trace, never a partial write.
+"""Bad input (the issue's "Bad input" section; S11–S17, T03, T05, D01, D03): every endpoint and
+every form answers malformed, oversized, missing or hostile input with the protocol's error or a
+message beside the field — never a 500, never a stack trace, never a partial write.
 
 The matrix (``CASES`` × fields × values): every route (``ROUTES``, checked against the app's URL
 map) in each situation that matters (anonymous, logged in, password change pending, a UKey
-login pending registration or binding, the enterprise logged in by its UKey, a proven look-up
-phone, a committee handler, a centre reviewer), with a base request that is *valid* (CSRF token,
-client authentication, live SMS code, fresh codes, tokens and assertions, the world's own
-returned or pending applications — ``test_base_requests_of_the_matrix_are_valid`` proves it), so
-that a hostile value reaches the deep code; then every field of it is, one at a time, replaced
-by every value of ``HOSTILE`` (SQL and HTML fragments, NUL and other control characters, CR/LF,
-odd Unicode, 10 kB and 100 kB values) and of ``BY_FIELD`` (digits for numbers, near-miss
-redirect URIs, paths, wrong check characters, full-width digits, impossible dates, ids past 32
-bits …) and crafted credentials (Basic/Bearer headers, client assertions, ID token hints) or
-somebody else's ids (another district's, another committee's), removed, repeated, and hostile
-parameter names are added. Beside it: raw non-UTF-8 bodies, bodies over
-``max_content_length`` (413), wrong methods (405), wrong content types, hostile headers and
-session cookies. Where a request would raise (TESTING propagates exceptions), the failure is
-reported as what it is in production: a 500.
+login pending registration or binding, the enterprise logged in by its UKey — also the admin of
+its tenant console —, a proven look-up phone, a committee handler, a centre reviewer), with a
+base request that is *valid* (CSRF token, client authentication, live SMS code, fresh codes,
+tokens and assertions, the world's own returned or pending applications, its own office and
+operator — ``test_base_requests_of_the_matrix_are_valid`` proves it), so that a hostile value
+reaches the deep code; then every field of it is, one at a time, replaced by every value of
+``HOSTILE`` (SQL and HTML fragments, NUL and other control characters, CR/LF, odd Unicode,
+10 kB and 100 kB values) and of ``BY_FIELD`` (digits for numbers, near-miss redirect URIs,
+paths, wrong check characters, full-width digits, impossible dates, ids past 32 bits …) and
+crafted credentials (Basic/Bearer headers, client assertions, ID token hints) or somebody
+else's ids (another district's, another committee's, another enterprise's office, operator or
+staff application), removed, repeated, and hostile parameter names are added. Beside it: raw
+non-UTF-8 bodies, bodies over ``max_content_length`` (413), wrong methods (405), wrong content
+types, hostile headers and session cookies. Where a request would raise (TESTING propagates
+exceptions), the failure is reported as what it is in production: a 500.
 
 After every request:
 
@@ -51,17 +52,20 @@ import json
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import pyotp
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from flask import Flask
+from flask import Flask, current_app
 from flask.testing import FlaskClient
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey
@@ -69,11 +73,16 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
 from idp.accounts.models import Account, Identity
+from idp.admin.access import provision_admin
+from idp.console import staff as staff_service
+from idp.console.models import StaffApplication
+from idp.db import utcnow
 from idp.extensions import db
-from idp.oidc.models import SCOPES, Client
+from idp.oidc.models import SCOPES, Client, Token
 from idp.orgs.models import Application, AreaLink, Organisation, PropertyArea
 from idp.pki.devca import DEMO_NAME, DEMO_USCC, SAMPLES, DevCA
 from idp.registration.committees import SMS_LOOKUP, SMS_REGISTER
+from idp.security import seal, token_hash
 from idp.store import get_store
 from tests.conftest import TEST_PROXY, csrf_from, last_code, table_counts
 from tests.factories import (
@@ -88,6 +97,8 @@ from tests.factories import (
     make_centre,
     make_client,
     make_enterprise,
+    make_office,
+    make_operator,
     pkce_pair,
     send_sms,
     ukey_login,
@@ -107,6 +118,18 @@ CENTRE_PHONE = "13600000001"
 AREA, AREA2 = "和谐花园", "和谐花园二期"
 COMMITTEE = "和谐花园业主委员会"
 H1, H2, H3 = "13800000001", "13800000002", "13800000003"  # 经办人1 (the applicant), 2, 3
+# The tenant console (T03, S16): the demo enterprise's office, and another active enterprise
+# (the sm2 sample's) whose office and staff application the matrix sends where the demo's go.
+OFFICE_NAME = "演示物业和谐花园管理处"
+OTHER_USCC, OTHER_NAME = SAMPLES["sm2"]
+# Pairs the sandbox carrier (config/phone-sandbox.toml) matches: the applicant on the public
+# form, and the applicant whose pending application the admin decides.
+STAFF_NAME, STAFF_PHONE = "操作员二", "13900000012"
+APPLICANT_NAME, APPLICANT_PHONE = "操作员一", "13900000011"
+ADMIN_PHONE = "13700000009"  # a platform admin (phone + password + SMS, then 动态口令)
+NEW_OPERATOR_NAME, NEW_OPERATOR_PHONE = "操作员四", "13900000014"  # 增加 (S12)
+OPERATOR_NAME, OPERATOR_PHONE = "操作员五", "13900000015"  # the demo's operator (S15)
+STAFF_ID_NUMBER = "11010519491231002X"
 CREDENTIALS = {"code", "public_code", "refresh", "machine"}  # used up by the cases that use them
 SMS_PHONE = "13700000001"  # no account: the SMS button answers the same for it
 NEW_PASSWORD = "N3w-Passw0rd!"
@@ -186,9 +209,46 @@ BY_FIELD["email"] = [("email-two-at", "a@b@example.cn"),
                      ("email-header", "office@example.cn\nBcc: x@evil.example.com")]
 BY_FIELD["tel"] = BY_FIELD["fax"] = [("tel-letters", "021-5888ABCD")]
 BY_FIELD["district"] = [("district-city", "310000"), ("district-elsewhere", "110101")]
-for _name in ("P:application_id", "P:area_id", "target", "survivor", "merged", "org"):
+# Ids in the admin API's and SCIM's paths are strings to the router: the services judge them.
+PATH_IDS = [("id-4301-digits", "9" * 4301), ("path", "../../../../etc/passwd"),
+            ("id-fullwidth", "１"), ("id-negative", "-1"), ("id-float", "1.0"),
+            ("id-spaced", " 1 ")]
+BY_FIELD["id_number"] = BY_FIELD["legal_id_number"]
+for _name in ("P:user_id", "P:group_id"):
+    BY_FIELD[_name] = [("id-zero", "0"), ("id-huge", "9" * 30), ("id-past-32-bits", str(2**31)),
+                       ("id-past-64-bits", str(2**64)), *PATH_IDS]
+BY_FIELD["tenant"] = BY_FIELD["uscc"]
+for _name in ("P:application_id", "P:area_id", "target", "survivor", "merged", "org",
+              "P:office_id", "office", "P:operator_id", "operator", "operator_id",
+              "department_id"):
     BY_FIELD[_name] = [("id-zero", "0"), ("id-huge", "9" * 30), ("id-past-32-bits", str(2**31)),
                        ("id-past-64-bits", str(2**64))]
+for _name in ("P:office_id", "P:operator_id"):  # also the admin API's (string) path ids
+    BY_FIELD[_name] = [*BY_FIELD[_name], *PATH_IDS]
+# The admin API and SCIM (JSON bodies): a field's value of another JSON type. A value starting
+# with JSON_RAW is put into the document as the JSON that follows it (see ``json_value``).
+JSON_RAW = "\x00json:"
+JSON_TYPES = [("json-null", "null"), ("json-number", "12345"), ("json-true", "true"),
+              ("json-infinity", "1e999"), ("json-list", '["a", "b"]'),
+              ("json-object", '{"$ne": null}'), ("json-deep", "[" * 500 + "]" * 500)]
+SCIM_MEDIA_TYPE = "application/scim+json"
+SCIM_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+SCIM_EXT = "urn:ietf:params:scim:schemas:extension:shfund:2.0:Operator"
+SCIM_PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+API_SCOPE = "console.read console.write scim"
+BY_FIELD["filter"] = [
+    ("filter-sql", 'userName eq "x" or 1=1 --'), ("filter-unclosed", 'userName eq "abc'),
+    ("filter-deep", "(" * 300 + 'userName pr' + ")" * 300),
+    ("filter-many", " or ".join(['userName eq "1"'] * 300)),
+    ("filter-unknown-attr", 'password eq "x"'), ("filter-complex", 'emails[type eq "work"]'),
+    ("filter-bad-op", 'userName regex ".*"'), ("filter-number", "userName gt 1e999"),
+    ("filter-bool", "active eq maybe"), ("filter-not", 'not (userName eq "1")'),
+    ("filter-meta", 'meta.lastModified gt "2011-05-13T04:42:34Z"'),
+    ("filter-date-bad", 'meta.lastModified gt "2011-02-30T99:00:00Z"'),
+    ("filter-like", 'userName co "%_"'), ("filter-sw-empty", 'userName sw ""')]
+for _name in ("startIndex", "count", "size"):
+    BY_FIELD[_name] = [*NUMERIC, ("int-huge", str(2**63)), ("int-13-digits", "1" * 13)]
 HOSTILE_KEYS = ["<script>alert(1)</script>", "' OR 1=1 --", "k" * 10_000, "\ufffd", "", "a[]",
                 "__proto__", "&", "=="]
 XSS_MARKERS = ("<script>alert", "<img src=x", "<svg onload")
@@ -218,9 +278,10 @@ def wire(value: str) -> str:
 class World:
     """Account, clients and a browser, in the state a case needs: anonymous, logged in
     ("user"), logged in with a pending forced password change ("pending"), the demo enterprise
-    logged in by its UKey ("enterprise", registered for the fund platform only), a centre
-    reviewer of 浦东新区 ("centre"), or PHONE logged in as the handler of an active owners'
-    committee of 和谐花园 ("handler")."""
+    logged in by its UKey ("enterprise", registered for the fund platform only; also the
+    admin of the tenant console: 小区管理处, 操作员管理, 用户审核), a centre reviewer of 浦东新区
+    ("centre"), PHONE logged in as the handler of an active owners' committee of 和谐花园
+    ("handler"), or a platform admin who has given the 动态口令 ("admin")."""
 
     def __init__(self, app: Flask, client: FlaskClient, state: str) -> None:
         self.app, self.client, self.state = app, client, state
@@ -252,6 +313,14 @@ class World:
             assert response.status_code == 303, response.text
         elif state == "enterprise":
             response = ukey_login(client, self.demo_pem())
+            assert response.status_code == 303, response.text
+        elif state == "admin":
+            provisioned = provision_admin(ADMIN_PHONE, "平台管理员", PASSWORD)
+            self.totp_seed = pyotp.parse_uri(provisioned.otpauth_uri).secret
+            response = login(client, app, ADMIN_PHONE)
+            assert response.status_code == 303, response.text
+            response = client.post("/admin/verify", data={"code": self.totp(),
+                                                          "csrf_token": self.csrf()})
             assert response.status_code == 303, response.text
         self.account_row = self._account_row()
         # The fast snapshot taken around every request counts what table_counts() counts.
@@ -610,6 +679,120 @@ class World:
         ids: dict[str, int] = self._cached("foreign", make)
         return ids
 
+    # --- the tenant console (T03, S16) ---------------------------------------------------------
+    def _demo(self) -> Organisation:
+        demo = db.session.get(Organisation, self.demo_id)
+        assert demo is not None
+        return demo
+
+    def office_ready(self) -> None:
+        """「小区管理处信息管理」: the demo enterprise has one office (no operators)."""
+        self.office_id: int = self._cached("office", lambda: make_office(self._demo(),
+                                                                         OFFICE_NAME).id)
+        self.tenant_foreign()
+        self.checkpoint()
+
+    def staff_ready(self) -> None:
+        """「实名认证申请」: the demo enterprise's office exists and STAFF_PHONE has a live
+        手机验证码 of the form's own purpose."""
+        self._cached("office", lambda: make_office(self._demo(), OFFICE_NAME).id)
+        self.arm_verify(staff_service.SMS_STAFF, STAFF_PHONE, "/staff/apply/sms", "phone")
+        self.checkpoint()
+
+    def applications_ready(self) -> None:
+        """「用户审核」: a pending application of APPLICANT_PHONE to the demo enterprise."""
+        self.staff_application_id: int = self._cached(
+            "staff-application",
+            lambda: add_staff_application(self.demo_id, APPLICANT_NAME, APPLICANT_PHONE))
+        self.tenant_foreign()
+        self.checkpoint()
+
+    def operator_ready(self) -> None:
+        """「操作员管理」: the demo enterprise has an operator (正常使用) and an office."""
+        self.operator_id: int = self._cached("operator", lambda: make_operator(
+            self._demo(), phone=OPERATOR_PHONE, name=OPERATOR_NAME).id)
+        self.office_ready()
+
+    # --- the platform admin console (D05, D01) ---------------------------------------------------
+    def totp(self) -> str:
+        """The admin's 动态口令 now (RFC 6238, from the seed its authenticator app holds)."""
+        return pyotp.TOTP(self.totp_seed).now()
+
+    def admin_verify_ready(self) -> None:
+        """「动态口令」 again: no step used yet (so the code of now is good once more after
+        ``undo``), no wrong tries counted, no lock."""
+        def unused() -> str:
+            db.session.execute(sa.update(Account).where(Account.phone == ADMIN_PHONE)
+                               .values(totp_last_step=None))
+            db.session.commit()
+            return str(db.session.scalar(sa.select(Account.id)
+                                         .where(Account.phone == ADMIN_PHONE)))
+        account_id = self._cached("admin-totp", unused)
+        for name in (f"admin-totp:fail:{account_id}", f"admin-totp:lock:{account_id}"):
+            get_store().delete(name)
+        self.checkpoint()
+
+    # --- the admin API and SCIM (bearer tokens of provisioning clients) ---------------------------
+    def api_token(self, which: str = "demo") -> str:
+        """An access token of a client_credentials client: ``demo`` bound to the demo
+        enterprise with every API scope (the base of every API case), ``other`` bound to the
+        other enterprise, ``read`` with console.read only, ``expired`` and ``revoked`` as rows
+        the token endpoint would have written."""
+        def issue(client_id: str, tenant: str, scope: str) -> str:
+            _, secret = make_client(client_id=client_id, name="企业人事系统", redirect_uris=[],
+                                    post_logout_redirect_uris=[], platform=None,
+                                    grant_types=["client_credentials"], scope=API_SCOPE,
+                                    tenant=tenant)
+            assert secret is not None
+            response = self.client.post("/token", data={
+                "grant_type": "client_credentials", "scope": scope},
+                headers=basic(client_id, secret))
+            assert response.status_code == 200, response.text
+            return str(response.json["access_token"])
+
+        def dead(revoked: bool) -> str:
+            value = secrets.token_urlsafe(32)
+            issued = utcnow() - timedelta(hours=2)
+            db.session.add(Token(
+                grant_type="client_credentials", client_id="prov", scope=API_SCOPE,
+                access_token_hash=token_hash(value), issued_at=issued,
+                expires_in=3600 if not revoked else 86_400, family_id=uuid.uuid4().hex,
+                revoked_at=utcnow() if revoked else None))
+            db.session.commit()
+            return value
+
+        demo = self._cached("api:demo", lambda: issue("prov", DEMO_USCC, API_SCOPE))
+        if which == "other":
+            self.tenant_foreign()
+            return str(self._cached("api:other", lambda: issue("prov-other", OTHER_USCC,
+                                                                API_SCOPE)))
+        if which == "read":
+            return str(self._cached("api:read", lambda: issue("prov-read", DEMO_USCC,
+                                                               "console.read")))
+        if which in ("expired", "revoked"):
+            return str(self._cached(f"api:{which}", lambda: dead(which == "revoked")))
+        return str(demo)
+
+    def api_ready(self) -> None:
+        """The demo enterprise's operator and office, the other enterprise's, and a token."""
+        self.api_token()
+        self.operator_ready()
+
+    def tenant_foreign(self) -> dict[str, int]:
+        """Another active enterprise's office, operator and pending staff application: their
+        ids, sent where the demo enterprise's go, must be answered as unknown ids are (404,
+        or the field's message in a form)."""
+        def make() -> dict[str, int]:
+            other = make_enterprise(uscc=OTHER_USCC, name=OTHER_NAME, ukey=False)
+            office = make_office(other, "厦门国密测试物业阳光苑管理处")
+            return {"office": office.id,
+                    "operator": make_operator(other, phone="13900000016", name="操作员六",
+                                              department=office).id,
+                    "staff_application": add_staff_application(other.id, "操作员三",
+                                                               "13900000013")}
+        ids: dict[str, int] = self._cached("tenant-foreign", make)
+        return ids
+
     def pending_uid(self) -> str:
         response = self.client.get("/authorize", query_string=authorize_params())
         assert response.status_code == 303, response.text
@@ -677,6 +860,19 @@ def add_application(kind: str, organisation_id: int, *, status: str = "returned"
                               applicant_account_id=applicant_account_id,
                               applicant_phone=applicant_phone,
                               reason="营业执照不清晰" if status == "returned" else None)
+    db.session.add(application)
+    db.session.commit()
+    return application.id
+
+
+def add_staff_application(enterprise_id: int, name: str, phone: str) -> int:
+    """A pending 实名认证申请 to the enterprise itself, as the public form leaves it (S16)."""
+    application = StaffApplication(
+        enterprise_id=enterprise_id, department_id=enterprise_id, phone=phone, name=name,
+        id_type="111",
+        id_number_sealed=seal(current_app.config["IDP"].key_passphrase,
+                              staff_service.SEAL_PURPOSE, STAFF_ID_NUMBER),
+        id_number_hint=staff_service.mask_id_number(STAFF_ID_NUMBER), status="pending")
     db.session.add(application)
     db.session.commit()
     return application.id
@@ -765,6 +961,24 @@ def crafted_bearer(w: World) -> list[tuple[str, str]]:
     ]
 
 
+def crafted_api_bearer(w: World) -> list[tuple[str, str]]:
+    """Tokens the admin API and SCIM must refuse (RFC 6750): malformed ones, other kinds,
+    another enterprise's, too small a scope, expired, revoked, a person's with no enterprise."""
+    return [*crafted_api_bearer_for_create(w),
+            ("bearer-other-enterprise", "Bearer " + w.api_token("other"))]
+
+
+def crafted_api_bearer_for_create(w: World) -> list[tuple[str, str]]:
+    """``crafted_api_bearer`` but another enterprise's token: creating with it is legitimate
+    (the row is that enterprise's)."""
+    return [*crafted_bearer(w),
+            ("bearer-read-only", "Bearer " + w.api_token("read")),
+            ("bearer-expired", "Bearer " + w.api_token("expired")),
+            ("bearer-revoked", "Bearer " + w.api_token("revoked")),
+            ("bearer-altered", "Bearer " + w.api_token()[:-1]
+             + ("A" if not w.api_token().endswith("A") else "B"))]
+
+
 def crafted_id_token_hints(w: World) -> list[tuple[str, str]]:
     now = int(time.time())
     foreign = jwt.encode({"alg": "ES256", "kid": "k1"},
@@ -809,6 +1023,10 @@ class Case:
     accept_json: bool = False
     rejects_repeats: bool = False
     base_succeeds: bool = True
+    # A JSON API (/api/, /scim/): the fields (but headers and path) become this JSON document,
+    # sent with ``content_type``; None: a form (a query string for GET and DELETE).
+    json: Callable[[Pairs], Any] | None = None
+    content_type: str = "application/json"
 
 
 def _authorize(w: World) -> Pairs:
@@ -944,6 +1162,209 @@ def _centre_application(w: World) -> Pairs:
 # are legitimate reasons; markup, control characters, blanks and overlong text are not.
 REASON_TEXT = frozenset({("reason", "sql-or"), ("reason", "sql-union-drop"),
                          ("reason", "crlf")})
+
+
+# --- the tenant console (T03, S16) -----------------------------------------------------------
+
+def _other(key: str) -> Callable[[World], list[tuple[str, str]]]:
+    """The id of another enterprise's row (``World.tenant_foreign``): refused as unknown."""
+    return lambda w: [(f"other-enterprise-{key}", str(w.tenant_foreign()[key]))]
+
+
+OFFICE_FORM: Pairs = [("name", "阳光花苑管理处"), ("contact_name", "王建国"),
+                      ("contact_phone", "13812345678"), ("address", "上海市浦东新区和谐路1号"),
+                      ("remark", "负责阳光花苑一期、二期")]
+OFFICE_FIELDS = (*(k for k, _ in OFFICE_FORM), "csrf_token")
+OFFICE_OPTIONAL = frozenset({"contact_name", "contact_phone", "address", "remark"})
+# 地址 and 备注 are free text: line breaks collapse to a blank and are stored as text; quotes,
+# semicolons, angle brackets, control characters and overlong text are refused.
+OFFICE_TEXT = frozenset({("address", "crlf"), ("remark", "crlf")})
+
+
+def _office_fields(w: World) -> Pairs:
+    return [*OFFICE_FORM, ("csrf_token", w.csrf())]
+
+
+def _office_id(w: World) -> Pairs:
+    return [("P:office_id", str(w.office_id))]
+
+
+STAFF_FORM: Pairs = [("uscc", DEMO_USCC), ("office", OFFICE_NAME), ("name", STAFF_NAME),
+                     ("id_type", "111"), ("id_number", STAFF_ID_NUMBER), ("phone", STAFF_PHONE)]
+STAFF_FIELDS = (*(k for k, _ in STAFF_FORM), "sms_code", "csrf_token")
+
+
+def _staff_fields(w: World) -> Pairs:
+    return [*STAFF_FORM, ("sms_code", w.codes[staff_service.SMS_STAFF, STAFF_PHONE]),
+            ("csrf_token", w.csrf())]
+
+
+def _staff_sms_page_fields(w: World) -> Pairs:
+    """The whole application form, posted to the SMS button without the page's script."""
+    return [*((k, SMS_PHONE if k == "phone" else v) for k, v in STAFF_FORM), ("sms_code", ""),
+            ("csrf_token", w.csrf())]
+
+
+def _staff_application(w: World) -> Pairs:
+    return [("P:application_id", str(w.staff_application_id)), ("csrf_token", w.csrf())]
+
+
+OPERATOR_FORM: Pairs = [("name", NEW_OPERATOR_NAME), ("category", "enterprise"),
+                        ("phone", NEW_OPERATOR_PHONE), ("role", "operator"),
+                        ("remark", "新来的出纳")]
+OPERATOR_FIELDS = ("name", "department_id", "category", "phone", "role", "remark", "csrf_token")
+# 部门类别 and 角色 follow the department when left empty; 备注 is optional free text (shown
+# escaped; only markup, control characters and overlong text are refused).
+OPERATOR_OPTIONAL = frozenset({"category", "role", "remark"})
+OPERATOR_REMARK_TEXT = frozenset({("remark", "sql-or"), ("remark", "sql-union-drop"),
+                                  ("remark", "crlf")})
+OPERATOR_FILTERS: Pairs = [("operator_id", ""), ("name", "操作员"), ("status", "active"),
+                           ("category", "enterprise"), ("unit_code", "MA1FL0D34"),
+                           ("unit_name", "演示物业"), ("page", "1"), ("done", "updated")]
+
+
+def _operator_fields(w: World) -> Pairs:
+    return [*OPERATOR_FORM[:1], ("department_id", str(w.demo_id)), *OPERATOR_FORM[1:],
+            ("csrf_token", w.csrf())]
+
+
+def _operator_id(w: World) -> Pairs:
+    return [("P:operator_id", str(w.operator_id))]
+
+
+def _operator_filters(w: World) -> Pairs:
+    return [(k, str(w.operator_id) if k == "operator_id" else v) for k, v in OPERATOR_FILTERS]
+
+
+CLIENT_FORM: Pairs = [
+    ("name", "上海市物业监管平台测试系统"), ("client_id", "supervision-test"),
+    ("platform", "supervision"), ("auth_method", "client_secret_basic"),
+    ("grant_types", "authorization_code"), ("grant_types", "refresh_token"),
+    ("redirect_uris", "https://sv.example.cn/auth/callback\r\nhttp://127.0.0.1/cb"),
+    ("post_logout_redirect_uris", "https://sv.example.cn/"),
+    ("backchannel_logout_uri", "https://sv.example.cn/backchannel-logout"),
+    ("initiate_login_uri", "https://sv.example.cn/login"), ("tenant", "")]
+CLIENT_FIELDS = (*dict(CLIENT_FORM), "csrf_token")
+# Left out, 客户端认证方式 is the form's default (client_secret_basic).
+CLIENT_OPTIONAL = frozenset({"platform", "post_logout_redirect_uris", "backchannel_logout_uri",
+                             "initiate_login_uri", "tenant", "auth_method"})
+# Editing keeps the client's id and authentication method: those two fields are not read.
+EDIT_CLIENT_FIELDS = tuple(k for k in CLIENT_FIELDS if k not in ("client_id", "auth_method"))
+AUDIT_FILTERS: Pairs = [("start", "2024-01-01"), ("end", "2099-12-31"), ("account", PHONE),
+                        ("org", "演示"), ("event", "login"), ("result", "failure")]
+ORG_FILTERS: Pairs = [("q", "演示"), ("code", "MA1FL0D34"), ("type", "enterprise"),
+                      ("status", "active"), ("district", DISTRICT), ("page", "1")]
+
+
+def _client_fields(w: World) -> Pairs:
+    return [*CLIENT_FORM, ("csrf_token", w.csrf())]
+
+
+def _client_edit_fields(w: World) -> Pairs:
+    return [*((k, v) for k, v in CLIENT_FORM if k not in ("client_id", "auth_method")),
+            ("P:client_id", "rp1"), ("csrf_token", w.csrf())]
+
+
+def _client_action(w: World) -> Pairs:
+    return [("P:client_id", "rp1"), ("csrf_token", w.csrf())]
+
+
+# --- the admin API and SCIM (JSON) ------------------------------------------------------------
+
+def json_value(raw: str, number: bool = False) -> Any:
+    """A field's value in a JSON document: JSON_RAW + text is that JSON; ASCII digits of a
+    number field are a number; anything else a string."""
+    if raw.startswith(JSON_RAW):
+        return json.loads(raw[len(JSON_RAW):])
+    if number and raw.isascii() and raw.isdigit() and len(raw) < 100:
+        return int(raw)
+    return raw
+
+
+def json_fields(numbers: frozenset[str] = frozenset()) -> Callable[[Pairs], dict[str, Any]]:
+    """The fields as one JSON object; a field sent twice becomes a list of both values."""
+    def build(pairs: Pairs) -> dict[str, Any]:
+        values: dict[str, list[Any]] = {}
+        for key, raw in pairs:
+            values.setdefault(key, []).append(json_value(raw, key in numbers))
+        return {k: v[0] if len(v) == 1 else v for k, v in values.items()}
+    return build
+
+
+def scim_user(pairs: Pairs) -> dict[str, Any]:
+    """A SCIM User (RFC 7643 §4.1) from flat fields: ``name.formatted``, the mobile
+    ``phoneNumbers.value``, ``ext.*`` (the operator extension); ``schemas`` names the core
+    schema (the extension's URN is added)."""
+    doc: dict[str, Any] = {}
+    for key, value in json_fields()(pairs).items():
+        if key == "schemas":
+            doc["schemas"] = [value, SCIM_EXT] if isinstance(value, str) else value
+        elif key == "name.formatted":
+            doc["name"] = {"formatted": value}
+        elif key == "phoneNumbers.value":
+            doc["phoneNumbers"] = [{"type": "mobile", "value": value, "primary": True}]
+        elif key.startswith("ext."):
+            doc.setdefault(SCIM_EXT, {})[key[4:]] = value
+        else:
+            doc[key] = value
+    return doc
+
+
+def scim_patch(pairs: Pairs) -> dict[str, Any]:
+    """A SCIM PatchOp (RFC 7644 §3.5.2) of one operation: ``op``, ``path``, ``value``."""
+    fields = json_fields()(pairs)
+    schemas = fields.pop("schemas", None)
+    return {"schemas": [schemas] if isinstance(schemas, str) else schemas,
+            "Operations": [fields]}
+
+
+def _bearer(w: World) -> Pairs:
+    return [("H:Authorization", "Bearer " + w.api_token())]
+
+
+def _api_operator_id(w: World) -> Pairs:
+    return [("P:operator_id", str(w.operator_id)), *_bearer(w)]
+
+
+def _api_office_id(w: World) -> Pairs:
+    return [("P:office_id", str(w.office_id)), *_bearer(w)]
+
+
+def _api_other(key: str) -> Callable[[World], dict[str, list[tuple[str, str]]]]:
+    """Another enterprise's id in the path, and crafted tokens."""
+    return lambda w: {f"P:{key}_id": _other(key)(w), "H:Authorization": crafted_api_bearer(w)}
+
+
+API_OPERATOR_FIELDS = ("name", "department_id", "category", "phone", "role", "remark")
+SCIM_USER_FORM: Pairs = [("schemas", SCIM_USER), ("userName", NEW_OPERATOR_PHONE),
+                         ("name.formatted", NEW_OPERATOR_NAME),
+                         ("phoneNumbers.value", NEW_OPERATOR_PHONE),
+                         ("active", JSON_RAW + "true"), ("ext.remark", "新来的出纳"),
+                         ("externalId", "hr-4711")]
+SCIM_USER_OPTIONAL = frozenset({"phoneNumbers.value", "active", "ext.departmentId", "ext.remark",
+                                "externalId"})
+SCIM_USER_ACCEPTS = frozenset({("ext.remark", "sql-or"), ("ext.remark", "sql-union-drop"),
+                              ("ext.remark", "crlf"), ("active", "json-true")})
+SCIM_LIST: Pairs = [("startIndex", "1"), ("count", "10"), ("attributes", "userName,name"),
+                    ("excludedAttributes", "")]
+
+
+def _scim_user_fields(w: World) -> Pairs:
+    return [*SCIM_USER_FORM, ("ext.departmentId", str(w.demo_id)), *_bearer(w)]
+
+
+def _scim_user_id(w: World) -> Pairs:
+    return [("P:user_id", str(w.operator_id)), *_bearer(w)]
+
+
+def _scim_other(w: World) -> dict[str, list[tuple[str, str]]]:
+    return {"P:user_id": _other("operator")(w), "H:Authorization": crafted_api_bearer(w)}
+
+
+# 驳回原因 is shown to the applicant as text: SQL-looking text and line breaks (collapsed) are
+# legitimate reasons; angle brackets, control characters, blanks and overlong text are not.
+STAFF_REASON_TEXT = frozenset({("reason", "sql-or"), ("reason", "sql-union-drop"),
+                               ("reason", "crlf")})
 
 
 def _bind_fields(w: World) -> Pairs:
@@ -1303,6 +1724,316 @@ CASES: list[Case] = [
          special=lambda w: {"survivor": _foreign("area")(w),
                             "merged": [*_foreign("area")(w),
                                        ("merged-is-survivor", str(w.area_id))]}),
+    # --- the tenant console: 小区管理处信息管理 (T03) ------------------------------------------
+    Case("offices-index", "GET", "/console/offices", "page",
+         lambda w: [("page", "1"), ("done", "created")], ("page", "done"), state="enterprise",
+         optional=frozenset({"page", "done"}), opaque=frozenset({"page", "done"}),
+         prepare=World.office_ready),
+    # The list's 【删除】【修改】【查看】 without a script: a GET of the list with the chosen row.
+    Case("offices-go", "GET", "/console/offices", "page",
+         lambda w: [("action", "view"), ("office", str(w.office_id))], ("action", "office"),
+         state="enterprise", optional=frozenset({"action"}), prepare=World.office_ready,
+         special=lambda w: {"office": _other("office")(w)}),
+    Case("offices-new-page", "GET", "/console/offices/new", "page", lambda w: [("x", "1")],
+         ("x",), state="enterprise", optional=frozenset({"x"}), opaque=frozenset({"x"})),
+    Case("offices-new", "POST", "/console/offices/new", "page", _office_fields, OFFICE_FIELDS,
+         state="enterprise", optional=OFFICE_OPTIONAL, accepts=OFFICE_TEXT,
+         writes=frozenset({"organisation"}), prepare=World.office_ready,
+         after_success=World.undo),
+    Case("offices-view", "GET", "/console/offices/{office_id}", "page",
+         lambda w: [*_office_id(w), ("done", "updated")], ("P:office_id", "done"),
+         state="enterprise", optional=frozenset({"done"}), opaque=frozenset({"done"}),
+         prepare=World.office_ready, special=lambda w: {"P:office_id": _other("office")(w)}),
+    Case("offices-edit-page", "GET", "/console/offices/{office_id}/edit", "page", _office_id,
+         ("P:office_id",), state="enterprise", prepare=World.office_ready,
+         special=lambda w: {"P:office_id": _other("office")(w)}),
+    Case("offices-edit", "POST", "/console/offices/{office_id}/edit", "page",
+         lambda w: [*_office_fields(w), *_office_id(w)], (*OFFICE_FIELDS, "P:office_id"),
+         state="enterprise", optional=OFFICE_OPTIONAL, accepts=OFFICE_TEXT,
+         writes=frozenset({"organisation"}), prepare=World.office_ready,
+         after_success=World.undo, special=lambda w: {"P:office_id": _other("office")(w)}),
+    Case("offices-delete-page", "GET", "/console/offices/{office_id}/delete", "page",
+         _office_id, ("P:office_id",), state="enterprise", prepare=World.office_ready,
+         special=lambda w: {"P:office_id": _other("office")(w)}),
+    # The office has no operators: 操作员处理方式 may be left out.
+    Case("offices-delete", "POST", "/console/offices/{office_id}/delete", "page",
+         lambda w: [*_office_id(w), ("operators", "move"), ("csrf_token", w.csrf())],
+         ("P:office_id", "operators", "csrf_token"), state="enterprise",
+         optional=frozenset({"operators"}), writes=frozenset({"organisation"}),
+         prepare=World.office_ready, after_success=World.undo,
+         special=lambda w: {"P:office_id": _other("office")(w)}),
+    # --- the tenant console: 操作员管理 (S11–S15) -------------------------------------------------
+    # The list's filters; a GET writes nothing, so an unusable filter is only named beside it.
+    Case("operators-index", "GET", "/console/operators", "page", _operator_filters,
+         tuple(k for k, _ in OPERATOR_FILTERS), state="enterprise",
+         optional=frozenset(k for k, _ in OPERATOR_FILTERS),
+         opaque=frozenset({"page", "done"}), prepare=World.operator_ready),
+    # The list's 增加/查询/修改/删除 without a script: the chosen row's page.
+    Case("operators-go", "GET", "/console/operators/go", "page",
+         lambda w: [("action", "edit"), ("operator", str(w.operator_id))],
+         ("action", "operator"), state="enterprise", optional=frozenset({"action"}),
+         prepare=World.operator_ready,
+         special=lambda w: {"operator": _other("operator")(w)}),
+    Case("operators-new-page", "GET", "/console/operators/new", "page", lambda w: [("x", "1")],
+         ("x",), state="enterprise", optional=frozenset({"x"}), opaque=frozenset({"x"})),
+    Case("operators-new", "POST", "/console/operators/new", "page", _operator_fields,
+         OPERATOR_FIELDS, state="enterprise", optional=OPERATOR_OPTIONAL,
+         accepts=OPERATOR_REMARK_TEXT, writes=frozenset({"operator", "account", "identity"}),
+         prepare=World.operator_ready, after_success=World.undo,
+         special=lambda w: {"department_id": [*_other("office")(w),
+                                              ("department-own-operator", str(w.operator_id))]}),
+    Case("operators-view", "GET", "/console/operators/{operator_id}", "page",
+         lambda w: [*_operator_id(w), ("done", "created")], ("P:operator_id", "done"),
+         state="enterprise", optional=frozenset({"done"}), opaque=frozenset({"done"}),
+         prepare=World.operator_ready,
+         special=lambda w: {"P:operator_id": _other("operator")(w)}),
+    Case("operators-edit-page", "GET", "/console/operators/{operator_id}/edit", "page",
+         _operator_id, ("P:operator_id",), state="enterprise", prepare=World.operator_ready,
+         special=lambda w: {"P:operator_id": _other("operator")(w)}),
+    # 修改 (S15): 停用 with the phone as it is (a new number would need another carrier match).
+    Case("operators-edit", "POST", "/console/operators/{operator_id}/edit", "page",
+         lambda w: [*_operator_id(w), ("phone", OPERATOR_PHONE), ("status", "disabled"),
+                    ("csrf_token", w.csrf())],
+         ("P:operator_id", "phone", "status", "csrf_token"), state="enterprise",
+         writes=frozenset({"operator", "identity"}), prepare=World.operator_ready,
+         after_success=World.undo,
+         special=lambda w: {"P:operator_id": _other("operator")(w)}),
+    Case("operators-delete-page", "GET", "/console/operators/{operator_id}/delete", "page",
+         _operator_id, ("P:operator_id",), state="enterprise", prepare=World.operator_ready,
+         special=lambda w: {"P:operator_id": _other("operator")(w)}),
+    Case("operators-delete", "POST", "/console/operators/{operator_id}/delete", "page",
+         lambda w: [*_operator_id(w), ("csrf_token", w.csrf())],
+         ("P:operator_id", "csrf_token"), state="enterprise",
+         writes=frozenset({"operator", "identity", "account"}), prepare=World.operator_ready,
+         after_success=World.undo,
+         special=lambda w: {"P:operator_id": _other("operator")(w)}),
+    # --- 实名认证申请 (public) and 用户审核 (the enterprise admin) (S16) -------------------------
+    Case("staff-apply-page", "GET", "/staff/apply", "page", lambda w: [("x", "1")], ("x",),
+         optional=frozenset({"x"}), opaque=frozenset({"x"})),
+    Case("staff-apply", "POST", "/staff/apply", "page", _staff_fields, STAFF_FIELDS,
+         optional=frozenset({"office"}), writes=frozenset({"staff_application"}),
+         prepare=World.staff_ready, after_success=World.undo),
+    Case("staff-sms-json", "POST", "/staff/apply/sms", "sms",
+         lambda w: [("phone", SMS_PHONE), ("csrf_token", w.csrf())], ("phone", "csrf_token"),
+         accept_json=True),
+    Case("staff-sms-page", "POST", "/staff/apply/sms", "page", _staff_sms_page_fields,
+         ("phone", "csrf_token", "name", "id_number")),
+    Case("applications-index", "GET", "/console/applications", "page",
+         lambda w: [("status", "pending"), ("page", "1"), ("done", "approved")],
+         ("status", "page", "done"), state="enterprise",
+         optional=frozenset({"status", "page", "done"}),
+         opaque=frozenset({"status", "page", "done"}), prepare=World.applications_ready),
+    Case("applications-detail", "GET", "/console/applications/{application_id}", "page",
+         lambda w: [("P:application_id", str(w.staff_application_id))],
+         ("P:application_id",), state="enterprise", prepare=World.applications_ready,
+         special=lambda w: {"P:application_id": _other("staff_application")(w)}),
+    Case("applications-approve", "POST", "/console/applications/{application_id}/approve",
+         "page", _staff_application, ("P:application_id", "csrf_token"), state="enterprise",
+         writes=frozenset({"staff_application", "operator", "account", "identity"}),
+         prepare=World.applications_ready, after_success=World.undo,
+         special=lambda w: {"P:application_id": _other("staff_application")(w)}),
+    Case("applications-reject", "POST", "/console/applications/{application_id}/reject",
+         "page", lambda w: [*_staff_application(w), ("reason", "证件号码与姓名不符")],
+         ("P:application_id", "csrf_token", "reason"), state="enterprise",
+         accepts=STAFF_REASON_TEXT, writes=frozenset({"staff_application"}),
+         prepare=World.applications_ready, after_success=World.undo,
+         special=lambda w: {"P:application_id": _other("staff_application")(w)}),
+    # --- the platform admin console (D05, D01): 动态口令, clients, keys, audit, organisations -----
+    Case("admin-verify-page", "GET", "/admin/verify", "page",
+         lambda w: [("next", "/admin/keys")], ("next",), state="admin",
+         optional=frozenset({"next"}), opaque=frozenset({"next"})),
+    # ``next`` is any text: only a page of the console is ever followed, else the client list.
+    Case("admin-verify", "POST", "/admin/verify", "page",
+         lambda w: [("code", w.totp()), ("next", "/admin/keys?x=1"), ("csrf_token", w.csrf())],
+         ("code", "next", "csrf_token"), state="admin", optional=frozenset({"next"}),
+         opaque=frozenset({"next"}), writes=frozenset({"account"}),
+         prepare=World.admin_verify_ready, after_success=World.undo,
+         special=lambda w: {"code": [("totp-fullwidth", w.totp().translate(FULLWIDTH)),
+                                     ("totp-seven-digits", w.totp() + "0"),
+                                     ("totp-spaced", " ".join(w.totp()))]}),
+    Case("admin-index", "GET", "/admin", "page", lambda w: [("x", "1")], ("x",), state="admin",
+         optional=frozenset({"x"}), opaque=frozenset({"x"})),
+    Case("admin-clients", "GET", "/admin/clients", "page", lambda w: [("x", "1")], ("x",),
+         state="admin", optional=frozenset({"x"}), opaque=frozenset({"x"})),
+    Case("admin-client-new-page", "GET", "/admin/clients/new", "page", lambda w: [("x", "1")],
+         ("x",), state="admin", optional=frozenset({"x"}), opaque=frozenset({"x"})),
+    Case("admin-client-new", "POST", "/admin/clients/new", "page", _client_fields,
+         CLIENT_FIELDS, state="admin", optional=CLIENT_OPTIONAL,
+         writes=frozenset({"client"}), prepare=World.checkpoint, after_success=World.undo),
+    # A provisioning client bound to an enterprise (the admin API's and SCIM's callers).
+    Case("admin-client-new-provisioning", "POST", "/admin/clients/new", "page",
+         lambda w: [("name", "企业人事系统"), ("client_id", "hr-feed"), ("platform", ""),
+                    ("auth_method", "client_secret_basic"),
+                    ("grant_types", "client_credentials"), ("redirect_uris", ""),
+                    ("tenant", DEMO_USCC), ("csrf_token", w.csrf())],
+         ("tenant", "grant_types", "redirect_uris"), state="admin",
+         optional=frozenset({"redirect_uris", "tenant"}), writes=frozenset({"client"}),
+         prepare=World.checkpoint, after_success=World.undo),
+    Case("admin-client-edit-page", "GET", "/admin/clients/{client_id}/edit", "page",
+         lambda w: [("P:client_id", "rp1"), ("done", "updated")], ("P:client_id", "done"),
+         state="admin", optional=frozenset({"done"}), opaque=frozenset({"done"})),
+    Case("admin-client-edit", "POST", "/admin/clients/{client_id}/edit", "page",
+         _client_edit_fields, (*EDIT_CLIENT_FIELDS, "P:client_id"), state="admin",
+         optional=CLIENT_OPTIONAL, writes=frozenset({"client"}), prepare=World.checkpoint,
+         after_success=World.undo),
+    Case("admin-client-rotate-secret", "POST", "/admin/clients/{client_id}/rotate-secret",
+         "page", _client_action, ("P:client_id", "csrf_token"), state="admin",
+         writes=frozenset({"client"}), prepare=World.checkpoint, after_success=World.undo),
+    Case("admin-client-disable", "POST", "/admin/clients/{client_id}/disable", "page",
+         _client_action, ("P:client_id", "csrf_token"), state="admin",
+         writes=frozenset({"client", "token"}), prepare=World.checkpoint,
+         after_success=World.undo),
+    Case("admin-client-enable", "POST", "/admin/clients/{client_id}/enable", "page",
+         _client_action, ("P:client_id", "csrf_token"), state="admin",
+         writes=frozenset({"client"}), prepare=World.checkpoint, after_success=World.undo),
+    Case("admin-keys", "GET", "/admin/keys", "page", lambda w: [("done", "rotated")],
+         ("done",), state="admin", optional=frozenset({"done"}), opaque=frozenset({"done"})),
+    Case("admin-keys-rotate", "POST", "/admin/keys/rotate", "page",
+         lambda w: [("alg", "ES256"), ("csrf_token", w.csrf())], ("alg", "csrf_token"),
+         state="admin", optional=frozenset({"alg"}), writes=frozenset({"signing_key"}),
+         prepare=World.checkpoint, after_success=World.undo),
+    Case("admin-audit", "GET", "/admin/audit", "page",
+         lambda w: [*AUDIT_FILTERS, ("before", ""), ("after", "")],
+         (*dict(AUDIT_FILTERS), "before", "after"), state="admin",
+         optional=frozenset({*dict(AUDIT_FILTERS), "before", "after"})),
+    # The same filters as a CSV download (what answers 200 is not a page).
+    Case("admin-audit-csv", "GET", "/admin/audit.csv", "static", lambda w: AUDIT_FILTERS,
+         tuple(dict(AUDIT_FILTERS)), state="admin",
+         optional=frozenset(dict(AUDIT_FILTERS))),
+    Case("admin-orgs", "GET", "/admin/orgs", "page", lambda w: ORG_FILTERS,
+         tuple(dict(ORG_FILTERS)), state="admin", optional=frozenset(dict(ORG_FILTERS)),
+         opaque=frozenset({"page"})),
+    # --- the admin API (D09; S11–S15, T03): bearer tokens, JSON ---------------------------------
+    Case("api-openapi", "GET", "/api/openapi.json", "api", lambda w: [("x", "1")], ("x",),
+         optional=frozenset({"x"}), opaque=frozenset({"x"})),
+    Case("api-operators-list", "GET", "/api/v1/operators", "api",
+         lambda w: [*_operator_filters(w)[:-1], ("size", "10"), *_bearer(w)],
+         (*(k for k, _ in OPERATOR_FILTERS[:-1]), "size", "H:Authorization"),
+         optional=frozenset({*(k for k, _ in OPERATOR_FILTERS), "size"}),
+         prepare=World.api_ready, special=lambda w: {"H:Authorization": crafted_api_bearer(w)}),
+    Case("api-operators-create", "POST", "/api/v1/operators", "api",
+         lambda w: [*OPERATOR_FORM[:1], ("department_id", str(w.demo_id)), *OPERATOR_FORM[1:],
+                    *_bearer(w)],
+         (*API_OPERATOR_FIELDS, "H:Authorization"), optional=OPERATOR_OPTIONAL,
+         accepts=OPERATOR_REMARK_TEXT, writes=frozenset({"operator", "account", "identity"}),
+         prepare=World.api_ready, after_success=World.undo,
+         json=json_fields(frozenset({"department_id"})),
+         special=lambda w: {"department_id": [*_other("office")(w),
+                                              ("department-own-operator", str(w.operator_id))],
+                            "H:Authorization": crafted_api_bearer(w)}),
+    Case("api-operators-get", "GET", "/api/v1/operators/{operator_id}", "api",
+         _api_operator_id, ("P:operator_id", "H:Authorization"), prepare=World.api_ready,
+         special=_api_other("operator")),
+    Case("api-operators-patch", "PATCH", "/api/v1/operators/{operator_id}", "api",
+         lambda w: [("phone", OPERATOR_PHONE), ("status", "disabled"), *_api_operator_id(w)],
+         ("phone", "status", "P:operator_id", "H:Authorization"),
+         optional=frozenset({"phone"}), writes=frozenset({"operator", "identity"}),
+         prepare=World.api_ready, after_success=World.undo, json=json_fields(),
+         special=_api_other("operator")),
+    Case("api-operators-delete", "DELETE", "/api/v1/operators/{operator_id}", "api",
+         _api_operator_id, ("P:operator_id", "H:Authorization"),
+         writes=frozenset({"operator", "identity", "account"}), prepare=World.api_ready,
+         after_success=World.undo, special=_api_other("operator")),
+    Case("api-offices-list", "GET", "/api/v1/offices", "api",
+         lambda w: [("x", "1"), *_bearer(w)], ("x", "H:Authorization"),
+         optional=frozenset({"x"}), opaque=frozenset({"x"}), prepare=World.api_ready,
+         special=lambda w: {"H:Authorization": crafted_api_bearer(w)}),
+    Case("api-offices-create", "POST", "/api/v1/offices", "api",
+         lambda w: [*OFFICE_FORM, *_bearer(w)], (*dict(OFFICE_FORM), "H:Authorization"),
+         optional=OFFICE_OPTIONAL, accepts=OFFICE_TEXT, writes=frozenset({"organisation"}),
+         prepare=World.api_ready, after_success=World.undo, json=json_fields(),
+         special=lambda w: {"H:Authorization": crafted_api_bearer_for_create(w)}),
+    Case("api-offices-get", "GET", "/api/v1/offices/{office_id}", "api", _api_office_id,
+         ("P:office_id", "H:Authorization"), prepare=World.api_ready,
+         special=_api_other("office")),
+    # PATCH: the fields sent replace the office's; each may be left out (not all of them).
+    Case("api-offices-patch", "PATCH", "/api/v1/offices/{office_id}", "api",
+         lambda w: [*OFFICE_FORM, *_api_office_id(w)],
+         (*dict(OFFICE_FORM), "P:office_id", "H:Authorization"),
+         optional=OFFICE_OPTIONAL | {"name"}, accepts=OFFICE_TEXT,
+         writes=frozenset({"organisation"}), prepare=World.api_ready,
+         after_success=World.undo, json=json_fields(), special=_api_other("office")),
+    Case("api-offices-delete", "DELETE", "/api/v1/offices/{office_id}", "api",
+         lambda w: [("operators", "move"), *_api_office_id(w)],
+         ("operators", "P:office_id", "H:Authorization"), optional=frozenset({"operators"}),
+         writes=frozenset({"organisation"}), prepare=World.api_ready,
+         after_success=World.undo, special=_api_other("office")),
+    # --- SCIM 2.0 (RFC 7643/7644): Users are the enterprise's operators ---------------------------
+    Case("scim-users-list", "GET", "/scim/v2/Users", "scim",
+         lambda w: [("filter", f'userName eq "{OPERATOR_PHONE}"'), *SCIM_LIST, *_bearer(w)],
+         ("filter", *dict(SCIM_LIST), "H:Authorization"),
+         optional=frozenset({"filter", *dict(SCIM_LIST)}), prepare=World.api_ready,
+         special=lambda w: {"H:Authorization": crafted_api_bearer(w)}),
+    Case("scim-users-create", "POST", "/scim/v2/Users", "scim", _scim_user_fields,
+         (*dict(SCIM_USER_FORM), "ext.departmentId", "H:Authorization"),
+         optional=SCIM_USER_OPTIONAL, opaque=frozenset({"externalId"}),
+         accepts=SCIM_USER_ACCEPTS, writes=frozenset({"operator", "account", "identity"}),
+         prepare=World.api_ready, after_success=World.undo, json=scim_user,
+         content_type=SCIM_MEDIA_TYPE,
+         special=lambda w: {"ext.departmentId": [*_other("office")(w)],
+                            "H:Authorization": crafted_api_bearer(w)}),
+    Case("scim-users-get", "GET", "/scim/v2/Users/{user_id}", "scim",
+         lambda w: [*_scim_user_id(w), ("attributes", "")], ("P:user_id", "H:Authorization"),
+         prepare=World.api_ready, special=_scim_other),
+    # PUT replaces what may change (userName, active); the immutable rest must be as kept.
+    Case("scim-users-put", "PUT", "/scim/v2/Users/{user_id}", "scim",
+         lambda w: [("schemas", SCIM_USER), ("userName", OPERATOR_PHONE),
+                    ("name.formatted", OPERATOR_NAME), ("active", JSON_RAW + "false"),
+                    ("ext.departmentId", str(w.demo_id)), *_scim_user_id(w)],
+         ("schemas", "userName", "name.formatted", "active", "ext.departmentId", "P:user_id",
+          "H:Authorization"),
+         optional=frozenset({"name.formatted", "active", "ext.departmentId"}),
+         writes=frozenset({"operator", "identity"}), prepare=World.api_ready,
+         after_success=World.undo, json=scim_user, content_type=SCIM_MEDIA_TYPE,
+         special=_scim_other),
+    Case("scim-users-patch", "PATCH", "/scim/v2/Users/{user_id}", "scim",
+         lambda w: [("schemas", SCIM_PATCH), ("op", "replace"), ("path", "active"),
+                    ("value", JSON_RAW + "false"), *_scim_user_id(w)],
+         ("schemas", "op", "path", "value", "P:user_id", "H:Authorization"),
+         writes=frozenset({"operator", "identity"}), prepare=World.api_ready,
+         after_success=World.undo, json=scim_patch, content_type=SCIM_MEDIA_TYPE,
+         special=_scim_other),
+    # The phone as it is: 200 and nothing changes; another value meets S12–S14.
+    Case("scim-users-patch-phone", "PATCH", "/scim/v2/Users/{user_id}", "scim",
+         lambda w: [("schemas", SCIM_PATCH), ("op", "replace"), ("path", "userName"),
+                    ("value", OPERATOR_PHONE), *_scim_user_id(w)],
+         ("path", "value"), prepare=World.api_ready, json=scim_patch,
+         content_type=SCIM_MEDIA_TYPE,
+         special=lambda w: {"value": [("phone-of-the-other-operator", "13900000016"),
+                                      ("phone-of-an-applicant", APPLICANT_PHONE)]}),
+    Case("scim-users-delete", "DELETE", "/scim/v2/Users/{user_id}", "scim", _scim_user_id,
+         ("P:user_id", "H:Authorization"),
+         writes=frozenset({"operator", "identity", "account"}), prepare=World.api_ready,
+         after_success=World.undo, special=_scim_other),
+    Case("scim-groups-list", "GET", "/scim/v2/Groups", "scim",
+         lambda w: [("filter", f'displayName eq "{OFFICE_NAME}"'), *SCIM_LIST[:2],
+                    ("attributes", "displayName,members"), *_bearer(w)],
+         ("filter", "startIndex", "count", "attributes", "H:Authorization"),
+         optional=frozenset({"filter", "startIndex", "count", "attributes"}),
+         prepare=World.api_ready, special=lambda w: {"H:Authorization": crafted_api_bearer(w)}),
+    Case("scim-groups-get", "GET", "/scim/v2/Groups/{group_id}", "scim",
+         lambda w: [("P:group_id", str(w.office_id)), *_bearer(w)],
+         ("P:group_id", "H:Authorization"), prepare=World.api_ready,
+         special=lambda w: {"P:group_id": _other("office")(w),
+                            "H:Authorization": crafted_api_bearer(w)}),
+    # Groups are read-only (departments are managed in the console): 405 by design.
+    *(Case(f"scim-groups-{method.lower()}{'-one' if one else ''}", method,
+           "/scim/v2/Groups" + ("/{group_id}" if one else ""), "scim",
+           lambda w, one=one: [*([("P:group_id", str(w.office_id))] if one else []),
+                               ("displayName", "新管理处"), *_bearer(w)],
+           ("displayName", "H:Authorization"), prepare=World.api_ready, base_succeeds=False,
+           json=None if method == "DELETE" else json_fields(), content_type=SCIM_MEDIA_TYPE)
+      for method in ("POST", "PUT", "PATCH", "DELETE") for one in (False, True)),
+    Case("scim-service-provider-config", "GET", "/scim/v2/ServiceProviderConfig", "scim",
+         lambda w: [("x", "1")], ("x",), optional=frozenset({"x"}), opaque=frozenset({"x"})),
+    Case("scim-resource-types", "GET", "/scim/v2/ResourceTypes", "scim",
+         lambda w: [("x", "1")], ("x",), optional=frozenset({"x"}), opaque=frozenset({"x"})),
+    Case("scim-resource-type", "GET", "/scim/v2/ResourceTypes/{name}", "scim",
+         lambda w: [("P:name", "User")], ("P:name",)),
+    Case("scim-schemas", "GET", "/scim/v2/Schemas", "scim", lambda w: [("x", "1")], ("x",),
+         optional=frozenset({"x"}), opaque=frozenset({"x"})),
+    Case("scim-schema", "GET", "/scim/v2/Schemas/{urn}", "scim",
+         lambda w: [("P:urn", SCIM_USER)], ("P:urn",)),
     # --- public documents and files ---------------------------------------------------------------
     Case("discovery", "GET", "/.well-known/openid-configuration", "api",
          lambda w: [("x", "1")], ("x",), optional=frozenset({"x"}), opaque=frozenset({"x"})),
@@ -1345,12 +2076,50 @@ ROUTES: dict[str, set[str]] = {
     "/centre/applications/<id:application_id>/return": {"POST"},
     "/centre/areas": {"GET", "POST"}, "/centre/areas/<id:area_id>/rename": {"POST"},
     "/centre/areas/merge": {"POST"},
+    "/console/offices": {"GET"}, "/console/offices/new": {"GET", "POST"},
+    "/console/offices/<id:office_id>": {"GET"},
+    "/console/offices/<id:office_id>/edit": {"GET", "POST"},
+    "/console/offices/<id:office_id>/delete": {"GET", "POST"},
+    "/console/operators": {"GET"}, "/console/operators/go": {"GET"},
+    "/console/operators/new": {"GET", "POST"}, "/console/operators/<id:operator_id>": {"GET"},
+    "/console/operators/<id:operator_id>/edit": {"GET", "POST"},
+    "/console/operators/<id:operator_id>/delete": {"GET", "POST"},
+    "/staff/apply": {"GET", "POST"}, "/staff/apply/sms": {"POST"},
+    "/admin/verify": {"GET", "POST"}, "/admin": {"GET"}, "/admin/clients": {"GET"},
+    "/admin/clients/new": {"GET", "POST"}, "/admin/clients/<client_id>/edit": {"GET", "POST"},
+    "/admin/clients/<client_id>/rotate-secret": {"POST"},
+    "/admin/clients/<client_id>/disable": {"POST"},
+    "/admin/clients/<client_id>/enable": {"POST"}, "/admin/keys": {"GET"},
+    "/admin/keys/rotate": {"POST"}, "/admin/audit": {"GET"}, "/admin/audit.csv": {"GET"},
+    "/admin/orgs": {"GET"},
+    "/api/openapi.json": {"GET"}, "/api/v1/operators": {"GET", "POST"},
+    "/api/v1/operators/<operator_id>": {"GET", "PATCH", "DELETE"},
+    "/api/v1/offices": {"GET", "POST"}, "/api/v1/offices/<office_id>": {"GET", "PATCH", "DELETE"},
+    "/scim/v2/Users": {"GET", "POST"},
+    "/scim/v2/Users/<user_id>": {"GET", "PUT", "PATCH", "DELETE"},
+    "/scim/v2/Groups": {"GET", "POST", "PUT", "PATCH", "DELETE"},
+    "/scim/v2/Groups/<group_id>": {"GET", "POST", "PUT", "PATCH", "DELETE"},
+    "/scim/v2/ServiceProviderConfig": {"GET"}, "/scim/v2/ResourceTypes": {"GET"},
+    "/scim/v2/ResourceTypes/<name>": {"GET"}, "/scim/v2/Schemas": {"GET"},
+    "/scim/v2/Schemas/<urn>": {"GET"},
+    "/console/applications": {"GET"}, "/console/applications/<id:application_id>": {"GET"},
+    "/console/applications/<id:application_id>/approve": {"POST"},
+    "/console/applications/<id:application_id>/reject": {"POST"},
 }
 CONCRETE = {"/authorize/resume/<uid>": "/authorize/resume/AAAAAAAAAAAAAAAA",
             "/static/<path:filename>": "/static/idp.css",
             **{rule: re.sub(r"<(?:int|id):\w+>", "1", rule) for rule in ROUTES
                if re.search(r"<(?:int|id):", rule)}}
-API_PATHS = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks.json", "/.well-known/")
+API_PATHS = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks.json", "/.well-known/",
+             "/api/", "/scim/")
+
+
+def kind_of_path(path: str) -> str:
+    """What an answer of this path must be when nothing else is known: SCIM's JSON, another
+    API's JSON, or a page."""
+    if path.startswith("/scim/"):
+        return "scim"
+    return "api" if path.startswith(API_PATHS) else "page"
 
 
 # --- checking one answer ------------------------------------------------------------------------
@@ -1429,6 +2198,10 @@ def is_redirect(response: TestResponse) -> bool:
 def succeeded(response: TestResponse, kind: str) -> bool:
     if response.status_code >= 400:
         return False
+    if kind in ("api", "scim") and response.status_code == 204:
+        return True
+    if kind == "scim":
+        return isinstance(response.get_json(force=True, silent=True), dict)
     if kind in ("api", "sms"):
         body = response.get_json(silent=True)
         return isinstance(body, dict) and "error" not in body and body.get("ok", True) is True
@@ -1472,12 +2245,23 @@ def answer_problems(response: TestResponse, kind: str, sent: Pairs, hostile: lis
         problems.append("no security headers")
     if kind == "sms" and response.mimetype != "application/json":
         kind = "page"  # e.g. the CSRF error: the error page, as for any page
-    if kind == "api":
+    if kind in ("api", "scim") and status == 204:
+        if body:
+            problems.append("204 with a body")
+    elif kind == "api":
         payload = response.get_json(silent=True)
         if response.mimetype != "application/json" or not isinstance(payload, dict):
             problems.append(f"{status}: not a JSON object ({response.mimetype})")
         elif status >= 400 and not isinstance(payload.get("error"), str):
             problems.append(f"{status}: JSON without 'error': {text[:120]}")
+    elif kind == "scim":  # RFC 7644 §3.12: errors are SCIM messages
+        payload = response.get_json(force=True, silent=True)
+        if response.mimetype != SCIM_MEDIA_TYPE or not isinstance(payload, dict):
+            problems.append(f"{status}: not a SCIM JSON object ({response.mimetype})")
+        elif status >= 400 and (SCIM_ERROR not in (payload.get("schemas") or [])
+                                or payload.get("status") != str(status)
+                                or not isinstance(payload.get("detail"), str)):
+            problems.append(f"{status}: not a SCIM error: {text[:120]}")
     elif kind == "sms":
         payload = response.get_json(silent=True)
         if not isinstance(payload, dict) or not {"ok", "message", "wait"} <= set(payload):
@@ -1506,7 +2290,7 @@ def answer_problems(response: TestResponse, kind: str, sent: Pairs, hostile: lis
         granted = set(str((response.get_json(silent=True) or {}).get("scope", "")).split())
         if not granted <= ALLOWED_SCOPES:
             problems.append(f"token granted scopes the client may not have: {sorted(granted)[:3]}")
-    if path.startswith(API_PATHS) and kind != "api":
+    if path.startswith(API_PATHS) and kind not in ("api", "scim"):
         problems.append("API path answered as a page")
     return problems
 
@@ -1551,9 +2335,12 @@ def replace(name: str, value: str) -> Callable[[Pairs], Pairs]:
 
 def variants_for(case: Case, target: str, world: World) -> list[Variant]:
     if target == "(extra keys)":  # all at once; a NUL in a name separately (it stops all)
+        # (In a JSON document a NUL is only a character of a name: SCIM ignores attributes it
+        # does not know, RFC 7644 §3.3.)
         return [Variant("hostile names", lambda p: [*p, *((k, "1") for k in HOSTILE_KEYS)],
                         True, HOSTILE_KEYS),
-                Variant("NUL name", lambda p: [*p, ("\x00", "1")], False)]
+                Variant("NUL name", lambda p: [*p, ("\x00", "1")],
+                        case.kind == "scim" and case.json is not None)]
     # An empty or blank value of an optional field is the same as leaving it out.
     result = [Variant(label, replace(target, value),
                       target in case.opaque or (target, label) in case.accepts
@@ -1562,6 +2349,12 @@ def variants_for(case: Case, target: str, world: World) -> list[Variant]:
     if case.special is not None:
         result += [Variant(label, replace(target, value), False, [value])
                    for label, value in case.special(world).get(target, [])]
+    if case.json is not None and not target.startswith(("H:", "P:")):
+        # Another JSON type where the field's own is expected (null: as if left out).
+        result += [Variant(label, replace(target, JSON_RAW + value),
+                           target in case.opaque or (target, label) in case.accepts
+                           or (value == "null" and target in case.optional))
+                   for label, value in JSON_TYPES]
     if target in case.extra:
         return result
     result.append(Variant("missing", lambda p: [(k, v) for k, v in p if k != target],
@@ -1596,8 +2389,11 @@ def send(world: World, case: Case, pairs: Pairs, **kwargs: Any) -> TestResponse:
             params.append((key, value))
     headers = {"Accept": "application/json"} if case.accept_json else {}
     if "data" not in kwargs:
-        if case.method == "GET":
+        if case.method in ("GET", "DELETE"):
             kwargs["query_string"] = MultiDict(params)
+        elif case.json is not None:
+            kwargs["data"] = json.dumps(case.json(params))
+            kwargs["content_type"] = case.content_type
         else:
             kwargs["data"] = MultiDict(params)
     return world.client.open(path, method=case.method, headers=headers,
@@ -1723,7 +2519,8 @@ RAW_TARGETS = ["login-submit", "sms-json", "password-change-user", "authorize-po
                "token-client-credentials-basic", "token-authorization-code", "revoke",
                "userinfo-post", "logout-post-confirm", "register-enterprise", "register-bind",
                "committee-register", "committee-change", "lookup", "centre-return",
-               "centre-area-merge"]
+               "centre-area-merge", "offices-new", "operators-new", "staff-apply",
+               "applications-reject"]
 
 
 def raw_body(raw: bytes) -> Callable[[Pairs], dict[str, Any]]:
@@ -1749,6 +2546,86 @@ def test_raw_non_utf8_and_malformed_bodies(app: Flask, client: FlaskClient,
     assert not problems, "\n".join(problems)
 
 
+# --- JSON bodies of the admin API and SCIM: broken, odd encodings, odd numbers, lone surrogates ---
+
+def _with(doc: Any, extra: str) -> bytes:
+    """The document's JSON with ``extra`` (raw JSON text) as one more member."""
+    text = json.dumps(doc)
+    return (text[:-1] + (", " if text != "{}" else "") + extra + "}").encode()
+
+
+def _first_is(doc: dict[str, Any], raw: str) -> bytes:
+    """The document's JSON with ``raw`` (JSON-like text) as the value of its first member
+    (after SCIM's ``schemas``, so that the value reaches the attributes)."""
+    first = next(k for k in doc if k != "schemas")
+    return _with({k: v for k, v in doc.items() if k != first}, f"{json.dumps(first)}: {raw}")
+
+
+def _surrogates(doc: Any) -> Any:
+    """Every string of the document (but SCIM's ``schemas``) after a lone surrogate (a valid
+    JSON escape; no UTF-16 or UTF-8 can carry it)."""
+    if isinstance(doc, dict):
+        return {k: v if k == "schemas" else _surrogates(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_surrogates(v) for v in doc]
+    return "\ud800" + doc if isinstance(doc, str) else doc
+
+
+RAW_JSON: list[tuple[str, Callable[[Any], bytes], bool]] = [
+    ("truncated", lambda d: json.dumps(d).encode()[:-1], False),
+    ("array", lambda d: json.dumps([d]).encode(), False),
+    ("null", lambda d: b"null", False),
+    ("string", lambda d: b'"x"', False),
+    ("empty", lambda d: b"", False),
+    ("deep-nesting", lambda d: b"[" * 100_000 + b"]" * 100_000, False),
+    ("deep-object", lambda d: b'{"a":' * 50_000 + b"1" + b"}" * 50_000, False),
+    ("nan", lambda d: _first_is(d, "NaN"), False),
+    ("infinity", lambda d: _first_is(d, "-Infinity"), False),
+    ("int-5000-digits", lambda d: _first_is(d, "9" * 5000), False),
+    ("lone-surrogates", lambda d: json.dumps(_surrogates(d)).encode(), False),
+    ("not-utf8", lambda d: json.dumps(d).encode().replace(b'"', b'"\xff', 2), False),
+    ("nul-escaped", lambda d: json.dumps(d).replace('": "', '": "\\u0000', 1).encode(), False),
+    # Valid JSON after all (RFC 8259 §8.1 allows a reader to take UTF-16 and a BOM; the last
+    # of two equal names wins in Python): the request may succeed.
+    ("utf-16", lambda d: json.dumps(d).encode("utf-16"), True),
+    ("bom", lambda d: b"\xef\xbb\xbf" + json.dumps(d).encode(), True),
+    ("duplicate-names", lambda d: _with(d, json.dumps(d)[1:-1]) if d else b"{}", True),
+]
+RAW_JSON_TYPES = [("text/plain", True), ("application/x-www-form-urlencoded", True),
+                  ("multipart/form-data; boundary=x", True), ("application/json; charset=utf-16",
+                                                                True),
+                  ("application/xml", True), ("", True)]
+RAW_JSON_TARGETS = ["api-operators-create", "api-operators-patch", "api-offices-create",
+                    "api-offices-patch", "scim-users-create", "scim-users-put", "scim-users-patch"]
+
+
+@pytest.mark.parametrize("case_id", RAW_JSON_TARGETS)
+def test_raw_json_bodies(app: Flask, client: FlaskClient, case_id: str) -> None:
+    """D09, S11–S15, T03 — bad input: the JSON bodies of the admin API and SCIM broken,
+    nested past any stack, with NaN, infinities, 5000-digit numbers, lone surrogates or bytes
+    that are not UTF-8, and valid bodies sent under other content types, with a valid token:
+    never a 500, the interface's own error, no write unless the request was valid after all."""
+    case = CASE_BY_ID[case_id]
+    assert case.json is not None
+    world = World(app, client, case.state)
+    problems: list[str] = []
+
+    def document(pairs: Pairs) -> Any:
+        assert case.json is not None
+        return case.json([(k, v) for k, v in pairs if not k.startswith(("H:", "P:"))])
+
+    for label, make, may_succeed in RAW_JSON:
+        def body(pairs: Pairs, make: Callable[[Any], bytes] = make) -> dict[str, Any]:
+            return {"data": make(document(pairs)), "content_type": case.content_type}
+        problems += run_variant(world, case, Variant(label, list, may_succeed, body=body))
+    for content_type, may_succeed in RAW_JSON_TYPES:
+        def typed(pairs: Pairs, content_type: str = content_type) -> dict[str, Any]:
+            return {"data": json.dumps(document(pairs)).encode(), "content_type": content_type}
+        problems += run_variant(world, case, Variant(content_type or "no-content-type", list,
+                                                     may_succeed, body=typed))
+    assert not problems, "\n".join(problems)
+
+
 # --- bodies over max_content_length --------------------------------------------------------------
 
 POST_PATHS = [("/login", "page"), ("/login/sms", "page"), ("/password/change", "page"),
@@ -1758,7 +2635,9 @@ POST_PATHS = [("/login", "page"), ("/login/sms", "page"), ("/password/change", "
               ("/register/bind", "page"), ("/register/committee", "page"),
               ("/register/committee/sms", "page"), ("/committee/change", "page"),
               ("/lookup", "page"), ("/lookup/sms", "page"), ("/centre/areas", "page"),
-              ("/centre/areas/merge", "page")]
+              ("/centre/areas/merge", "page"), ("/console/offices/new", "page"),
+              ("/console/operators/new", "page"), ("/staff/apply", "page"),
+              ("/staff/apply/sms", "page")]
 
 
 def big_bodies() -> list[tuple[str, dict[str, Any], set[int]]]:
@@ -1813,7 +2692,7 @@ def test_wrong_methods_are_405(app: Flask, client: FlaskClient, rule: str) -> No
     elsewhere — and writes nothing."""
     make_account()
     path = CONCRETE.get(rule, rule)
-    kind = "api" if path.startswith(API_PATHS) else "page"
+    kind = kind_of_path(path)
     problems: list[str] = []
     for method in wrong_methods(rule):
         before = state_of_tables()
@@ -1834,10 +2713,12 @@ def test_405_names_the_allowed_methods(app: Flask, client: FlaskClient) -> None:
     it), so a client can tell what it should have sent."""
     problems = []
     for rule, allowed in ROUTES.items():
-        response = client.open(CONCRETE.get(rule, rule), method="PUT")
+        method = "PUT" if "PUT" not in allowed else "TRACE"  # one the route does not serve
+        response = client.open(CONCRETE.get(rule, rule), method=method)
         offered = {m.strip() for m in response.headers.get("Allow", "").split(",") if m.strip()}
         if not offered >= allowed:
-            problems.append(f"PUT {rule}: Allow {sorted(offered)}, expected {sorted(allowed)}")
+            problems.append(f"{method} {rule}: Allow {sorted(offered)}, expected "
+                            f"{sorted(allowed)}")
     assert not problems, "\n".join(problems)
 
 
@@ -1896,7 +2777,7 @@ def test_hostile_session_cookies(app: Flask, client: FlaskClient, method: str,
     make_client()
     name = app.session_interface.cookie_name(app)  # type: ignore[attr-defined]
     problems: list[str] = []
-    kind = "api" if path.startswith(API_PATHS) else "page"
+    kind = kind_of_path(path)
     for value in COOKIES:
         before = state_of_tables()
         query = authorize_params() if path == "/authorize" else {}
