@@ -105,6 +105,12 @@ def is_verified(account: Account) -> bool:
 
 
 def mark_verified(account: Account) -> None:
+    """The second factor passed: a new session id (OWASP: renew it when the privilege
+    rises), then the mark, bound to this login's ``sid``."""
+    from idp.auth.session import StoreSession
+
+    if isinstance(session, StoreSession):
+        session.regenerate(keep_created=True)
     now = time.time()
     session[SESSION_KEY] = {"uid": account.id, "sid": session.get("sid"), "at": now,
                             "seen": now}

@@ -14,6 +14,8 @@ from typing import Any
 
 MAX_ID = 2**31 - 1
 JSON = "application/json"
+# How the SMS with a new operator's initial password went (the answer to 增加, REST and SCIM).
+INITIAL_PASSWORD_SMS = ("sent", "failed", "none")
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
@@ -101,6 +103,7 @@ SCHEMAS: dict[str, Any] = {
         },
         "additionalProperties": False,
     },
+    "OperatorCreated": {},  # the Operator and initial_password_sms, filled in below
     "OperatorList": {
         "type": "object",
         "required": ["items", "total", "page", "size", "pages"],
@@ -118,7 +121,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "增加操作员（S12）。保存前进行手机号二要素校验（S13）；"
                        "已绑定企业或管理处角色的手机号不能再绑定（S14）。"
-                       "新账号的初始密码以短信发送。",
+                       "新账号的初始密码以短信发送，结果见响应的 initial_password_sms。",
         "required": ["name", "department_id", "phone"],
         "properties": {
             "name": {"type": "string", "description": "操作员姓名（身份证上的姓名，1–50个字符）"},
@@ -203,6 +206,23 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
     },
 }
+
+
+def _created(operator: dict[str, Any]) -> dict[str, Any]:
+    """The answer to 增加: the operator and how the SMS of its initial password went. A copy
+    rather than ``allOf``: Operator forbids additional properties, which ``allOf`` keeps."""
+    schema = copy.deepcopy(operator)
+    schema["description"] = "已增加的操作员，及初始密码短信的发送结果"
+    schema["required"].append("initial_password_sms")
+    schema["properties"]["initial_password_sms"] = {
+        "type": "string", "enum": list(INITIAL_PASSWORD_SMS),
+        "description": "初始密码短信：sent 已发送；failed 发送失败（操作员已增加；可删除该操作员"
+                       "后重新增加，系统将重新生成初始密码并以短信发送）；none 未生成初始密码"
+                       "（该手机号已有账号，操作员使用原密码登录）。只在本响应中给出。"}
+    return schema
+
+
+SCHEMAS["OperatorCreated"] = _created(SCHEMAS["Operator"])
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -291,7 +311,8 @@ PATHS: dict[str, Any] = {
             "tags": ["operators"],
             "security": WRITE,
             "requestBody": _body("OperatorCreate"),
-            "responses": {"201": _ok("已增加；初始密码已以短信发送", "Operator", location=True),
+            "responses": {"201": _ok("已增加；初始密码短信的发送结果见 initial_password_sms",
+                                     "OperatorCreated", location=True),
                           **AUTH_ERRORS, "409": _ref("Conflict"),
                           "415": _ref("UnsupportedMediaType"), "422": _ref("PhoneCheckFailed")},
         },

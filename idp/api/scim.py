@@ -11,12 +11,17 @@ office role per phone (S14), only phone and status changeable and soft delete (S
 * the department, category, role and remark are in the extension
   ``urn:ietf:params:scim:schemas:extension:shfund:2.0:Operator``;
 * name, department, category, role and remark are immutable (RFC 7643 §2.2): a PUT or PATCH
-  that would change them is ``400 mutability``; ``userName`` / ``phoneNumbers`` and
-  ``active`` can be replaced;
+  that would change them is ``400 mutability``; ``userName`` / ``phoneNumbers``, ``active``
+  and ``externalId`` can be replaced (and ``externalId`` removed);
 * DELETE is S15's soft delete; afterwards the User is gone for SCIM (404, RFC 7644 §3.6),
   while the console keeps the row with status 已删除;
-* ``externalId`` is not kept (this version has no column for it): it is accepted and ignored,
-  and a filter on it matches nothing.
+* ``externalId`` (RFC 7643 §3.1) is the provisioning client's own id for the User: readWrite,
+  caseExact, 1–255 printable characters, not unique; kept in ``Operator.external_id`` and
+  filtered on in SQL over the tenant's rows (index ``ix_operator_tenant_external_id``);
+* the answer to POST /Users says in the extension's ``initialPasswordSms`` whether the SMS
+  with the initial password went out (``sent``), did not (``failed``: the operator exists;
+  deleting and adding it again sends a new one) or was not needed (``none``: an existing
+  account keeps its password).
 
 Groups are read-only: the enterprise itself and each of its live 小区管理处, with the operators
 of that department as members.
@@ -41,9 +46,10 @@ from flask import Blueprint, Response, current_app, request
 
 from idp import audit
 from idp.accounts.models import Account
-from idp.accounts.service import send_initial_passwords
 from idp.api.auth import SCIM, BearerError, Caller, authenticate
-from idp.console.models import OPERATOR_ROLES, Operator
+from idp.api.openapi import INITIAL_PASSWORD_SMS
+from idp.api.views import send_initial_password_sms
+from idp.console.models import Operator
 from idp.console.operators import (
     MSG_ACCOUNT_DISABLED,
     MSG_PHONE_BOUND,
@@ -82,6 +88,7 @@ MAX_FILTER_TOKENS = 200
 MAX_FILTER_DEPTH = 20
 MAX_VALUE_CHARS = 256
 MAX_OPERATIONS = 50
+MAX_EXTERNAL_ID = 255  # Operator.external_id is String(255)
 
 MSG_FILTER = "不支持的过滤条件：{detail}"
 MSG_JSON = "请求体应为 JSON 对象"
@@ -92,13 +99,14 @@ MSG_NAME = "name.formatted（操作员姓名）必填"
 MSG_PHONES = "phoneNumbers 中的手机号码应与 userName 一致"
 MSG_ACTIVE = "active 应为 true 或 false"
 MSG_TYPE = "{attr} 的类型不正确"
-MSG_IMMUTABLE = "{attr} 不可修改（只能修改手机号码和状态）"
+MSG_IMMUTABLE = "{attr} 不可修改（只能修改手机号码、状态和 externalId）"
 MSG_REQUIRED = "{attr} 不能删除"
 MSG_PATH = "不支持的 path：{path}"
 MSG_OP = "op 应为 add、replace 或 remove"
 MSG_OPERATIONS = "Operations 应为 1–50 个操作"
 MSG_INDEX = "{param} 应为整数"
 MSG_READ_ONLY = "Group 为只读资源"
+MSG_EXTERNAL_ID = "externalId 应为 1–255 个可打印字符"
 
 # Which service field an error is about, named as a SCIM attribute in ``detail``.
 ATTRIBUTE_OF_FIELD = {"name": "name.formatted", "phone": "userName",
@@ -507,10 +515,7 @@ def user_condition(cmp: Compare) -> Condition:
     if where == ("core", "active", None):
         return bool_condition(Operator.status == "active", cmp)
     if where == ("core", "externalid", None):
-        if cmp.op == "ne":
-            return sa.true()
-        string_condition(Operator.name, cmp)  # the same checks of operator and value
-        return sa.false()  # not kept: nothing has one
+        return string_condition(Operator.external_id, cmp)  # caseExact (RFC 7643 §3.1)
     if where == ("core", "phonenumbers", "type"):
         return constant_condition("mobile", cmp)
     if where == ("core", "phonenumbers", "primary"):
@@ -686,6 +691,19 @@ def _same_phone(a: str, b: str | None) -> bool:
     return b is not None and _phone_or_raw(a) == _phone_or_raw(b)
 
 
+def _external_id(value: Any) -> str | None:
+    """RFC 7643 §3.1: the client's own identifier, kept exactly as given (caseExact, so no
+    trimming or folding); null is "unassigned" (§2.5) and clears it. Anything else than 1–255
+    printable characters is refused before anything is written: control characters and lone
+    surrogates have no place in an id, and the column holds 255."""
+    if value is None:
+        return None
+    if (not isinstance(value, str) or not 0 < len(value) <= MAX_EXTERNAL_ID
+            or not value.isprintable()):
+        raise ScimError(400, MSG_EXTERNAL_ID, "invalidValue")
+    return value
+
+
 @dataclass(frozen=True)
 class UserInput:
     """A User body (POST, PUT) in the service's terms; None where it said nothing."""
@@ -697,6 +715,8 @@ class UserInput:
     category: str | None
     role: str | None
     remark: str | None
+    external_id: str | None = None
+    has_external_id: bool = False  # the body named externalId (null included: clear it)
 
 
 def user_input(data: Mapping[str, Any]) -> UserInput:
@@ -719,6 +739,8 @@ def user_input(data: Mapping[str, Any]) -> UserInput:
     if mobile is not None and not _same_phone(user_name, mobile):
         raise ScimError(400, MSG_PHONES, "invalidValue")
     active = _get(data, "active")
+    has_external_id = any(key.lower() == "externalid" for key in data)
+    external_id = _external_id(_get(data, "externalId"))
     extension = _get(data, EXT)
     if extension is not None and not isinstance(extension, dict):
         raise ScimError(400, MSG_TYPE.format(attr=EXT), "invalidValue")
@@ -732,7 +754,8 @@ def user_input(data: Mapping[str, Any]) -> UserInput:
         department_id=department,
         category=_text(_get(extension, "category"), f"{EXT}:category"),
         role=_text(_get(extension, "role"), f"{EXT}:role"),
-        remark=_text(_get(extension, "remark"), f"{EXT}:remark"))
+        remark=_text(_get(extension, "remark"), f"{EXT}:remark"),
+        external_id=external_id, has_external_id=has_external_id)
 
 
 # --- Users -------------------------------------------------------------------------------------
@@ -741,9 +764,10 @@ def user_json(operator: Operator) -> dict[str, Any]:
     location = f"{_base()}/Users/{operator.id}"
     phone = operator.account.phone or ""
     department = operator.department
-    return {
-        "schemas": [USER, EXT],
-        "id": str(operator.id),
+    resource: dict[str, Any] = {"schemas": [USER, EXT], "id": str(operator.id)}
+    if operator.external_id:  # RFC 7643 §2.5: an unassigned attribute is left out
+        resource["externalId"] = operator.external_id
+    return resource | {
         "userName": phone,
         "name": {"formatted": operator.name},
         "displayName": operator.name,
@@ -812,7 +836,10 @@ def users_get(user_id: str) -> Response:
 
 @bp.post("/Users")
 def users_create() -> Response:
-    """RFC 7644 §3.3: S12's 增加 — carrier check (S13), S14, initial password by SMS."""
+    """RFC 7644 §3.3: S12's 增加 — carrier check (S13), S14, initial password by SMS. The
+    externalId is written in the same transaction as the operator; whether the SMS went out
+    is said in the answer (``initialPasswordSms``): a 201 with ``failed`` tells the client
+    that the person has an account but no way yet to learn its password."""
     caller = authenticate(SCIM)
     given = user_input(json_object())
     if not given.name:
@@ -824,6 +851,7 @@ def users_create() -> Response:
                         category=given.category, phone=given.user_name, role=given.role,
                         remark=given.remark)
         operator, initial = add_operator(caller.tenant, new)
+        operator.external_id = given.external_id
         if given.active is False:
             after = update_operator(caller.tenant, operator, status="disabled")
     except PhoneCheckFailed as exc:
@@ -834,16 +862,15 @@ def users_create() -> Response:
             db.session.commit()
         _service_error(exc)
     caller.audit("scim.user.create", operator_id=operator.id,
-                 department_id=operator.department_id)
+                 department_id=operator.department_id,
+                 external_id=operator.external_id is not None)  # whether, never the value
     db.session.commit()
     if after is not None:
         after()
-    if initial is not None:
-        send_initial_passwords([(operator.account, initial)], OPERATOR_ROLES[operator.role],
-                               by=caller.tenant.actor, client_id=caller.client_id,
-                               organisation_id=caller.tenant.id)
+    sms = send_initial_password_sms(caller, operator, initial)
     db.session.refresh(operator)
     resource = user_json(operator)
+    resource[EXT]["initialPasswordSms"] = sms
     response = scim_response(project(resource), 201)
     response.headers["Location"] = resource["meta"]["location"]
     return response
@@ -854,32 +881,46 @@ def _immutable(attr: str) -> NoReturn:
 
 
 def _apply_change(caller: Caller, operator: Operator, *, phone: str | None,
-                  active: bool | None, event: str) -> Response:
-    """Phone and status, through S15's 修改; nothing to change answers the resource as is."""
+                  active: bool | None, event: str, external_id: str | None = None,
+                  set_external_id: bool = False) -> Response:
+    """Phone and status through S15's 修改, and the externalId (``set_external_id``: the
+    request named it; None clears it). Nothing to change answers the resource as is. The
+    externalId is set only once the service has accepted the rest: a refused phone commits
+    its audit events, and must not commit a half-applied request with them."""
     new_phone = phone if phone is not None and not _same_phone(
         phone, operator.account.phone) else None
     new_status = None
     if active is not None and active != (operator.status == "active"):
         new_status = "active" if active else "disabled"
-    if new_phone is None and new_status is None:
+    new_external_id = set_external_id and external_id != operator.external_id
+    if new_phone is None and new_status is None and not new_external_id:
         return scim_response(project(user_json(operator)))
-    try:
-        after = update_operator(caller.tenant, operator, phone=new_phone, status=new_status)
-    except PhoneCheckFailed as exc:
-        _phone_check_failed(caller, exc, event)
-    except FieldError as exc:
-        _service_error(exc)
-    caller.audit(event, operator_id=operator.id,
-                 changed=[k for k, v in (("phone", new_phone), ("status", new_status)) if v])
+    after: Callable[[], None] | None = None
+    if new_phone is not None or new_status is not None:
+        try:
+            after = update_operator(caller.tenant, operator, phone=new_phone,
+                                    status=new_status)
+        except PhoneCheckFailed as exc:
+            _phone_check_failed(caller, exc, event)
+        except FieldError as exc:
+            _service_error(exc)
+    if new_external_id:
+        operator.external_id = external_id
+    changed = [k for k, v in (("phone", new_phone), ("status", new_status),
+                              ("external_id", new_external_id)) if v]
+    caller.audit(event, operator_id=operator.id, changed=changed)  # names, never values
     db.session.commit()
-    after()
+    if after is not None:
+        after()
     db.session.refresh(operator)
     return scim_response(project(user_json(operator)))
 
 
 @bp.put("/Users/<user_id>")
 def users_replace(user_id: str) -> Response:
-    """RFC 7644 §3.5.1. Only userName/phoneNumbers and active may differ from what is kept."""
+    """RFC 7644 §3.5.1. Only userName/phoneNumbers, active and externalId may differ from
+    what is kept. An externalId left out is kept (§3.5.1 lets the provider choose: clearing it
+    would lose it for a client that never sends it back); ``"externalId": null`` clears it."""
     caller = authenticate(SCIM)
     operator = _user(caller, user_id)
     given = user_input(json_object())
@@ -894,7 +935,8 @@ def users_replace(user_id: str) -> Response:
         if value is not None and value.strip() != kept:
             _immutable(f"{EXT}:{attr}")
     return _apply_change(caller, operator, phone=given.user_name, active=given.active,
-                         event="scim.user.replace")
+                         event="scim.user.replace", external_id=given.external_id,
+                         set_external_id=given.has_external_id)
 
 
 _PHONE_VALUE = re.compile(
@@ -905,6 +947,8 @@ _PHONE_VALUE = re.compile(
 class _Changes:
     phone: str | None = None
     active: bool | None = None
+    external_id: str | None = None
+    set_external_id: bool = False
 
 
 def _patch_value(operator: Operator, changes: _Changes, attr: str, value: Any) -> None:
@@ -926,7 +970,8 @@ def _patch_value(operator: Operator, changes: _Changes, attr: str, value: Any) -
         if formatted is not None and formatted != operator.name:
             _immutable("name.formatted")
     elif attr == "externalid":
-        _text(value, "externalId")  # accepted, not kept
+        changes.external_id = _external_id(value)  # null: unassigned (RFC 7643 §2.5)
+        changes.set_external_id = True
     elif attr.startswith(EXT.lower()):
         kept = {"departmentid": str(operator.department_id), "category": operator.category,
                 "role": operator.role, "remark": operator.remark or ""}
@@ -936,6 +981,8 @@ def _patch_value(operator: Operator, changes: _Changes, attr: str, value: Any) -
             raise ScimError(400, MSG_TYPE.format(attr=EXT), "invalidValue")
         for key, item in values.items():
             name = str(key).lower()
+            if name == "initialpasswordsms":  # readOnly: the answer to POST says it
+                _immutable(f"{EXT}:{key}")
             if name not in kept:
                 raise ScimError(400, MSG_PATH.format(path=f"{EXT}:{str(key)[:40]}"),
                                 "invalidPath")
@@ -965,8 +1012,9 @@ def _patch_path(raw: Any) -> str | None:
 
 @bp.patch("/Users/<user_id>")
 def users_patch(user_id: str) -> Response:
-    """RFC 7644 §3.5.2: Operations of add/replace (active, userName, phoneNumbers) and remove
-    (refused: both are required). Immutable attributes may be "changed" to the same value."""
+    """RFC 7644 §3.5.2: Operations of add/replace (active, userName, phoneNumbers, externalId)
+    and remove (externalId only; the others are required). Immutable attributes may be
+    "changed" to the same value. The operations apply in order, all or nothing."""
     caller = authenticate(SCIM)
     operator = _user(caller, user_id)
     data = json_object()
@@ -987,9 +1035,10 @@ def users_patch(user_id: str) -> Response:
         if op == "remove":
             if path is None:
                 raise ScimError(400, MSG_PATH.format(path=""), "noTarget")
-            if path != "externalid":  # not kept, so removing it is a no-op
-                _immutable_or_required(path)
-            continue
+            if path == "externalid":  # readWrite and optional: removing clears it
+                changes.external_id, changes.set_external_id = None, True
+                continue
+            _immutable_or_required(path)
         if path is None:
             if not isinstance(value, dict):
                 raise ScimError(400, MSG_TYPE.format(attr="value"), "invalidValue")
@@ -1003,7 +1052,8 @@ def users_patch(user_id: str) -> Response:
         else:
             _patch_value(operator, changes, path, value)
     return _apply_change(caller, operator, phone=changes.phone, active=changes.active,
-                         event="scim.user.patch")
+                         event="scim.user.patch", external_id=changes.external_id,
+                         set_external_id=changes.set_external_id)
 
 
 def _immutable_or_required(path: str) -> NoReturn:
@@ -1125,6 +1175,10 @@ def _schemas() -> list[dict[str, Any]]:
     user = {
         "id": USER, "name": "User", "description": "操作员（一个企业或小区管理处的人员账号）",
         "attributes": [
+            # A common attribute (RFC 7643 §3.1), listed so that a client reading /Schemas
+            # learns that it is kept, case-exact and writable (§7 allows listing it).
+            _attribute("externalId", description="预配客户端自己的标识（1–255个字符，区分大小写）",
+                       case_exact=True),
             _attribute("userName", description="手机号码（登录名）", required=True,
                        uniqueness="server"),
             _attribute("name", "complex", description="姓名", mutability="immutable",
@@ -1163,7 +1217,8 @@ def _schemas() -> list[dict[str, Any]]:
         "meta": {"resourceType": "Schema", "location": f"{_base()}/Schemas/{GROUP}"},
     }
     extension = {
-        "id": EXT, "name": "Operator", "description": "维修资金系统操作员的部门、类别、角色与备注",
+        "id": EXT, "name": "Operator",
+        "description": "维修资金系统操作员的部门、类别、角色与备注，及创建时初始密码短信的结果",
         "attributes": [
             _attribute("departmentId", description="部门 ID（本企业或其小区管理处；默认本企业）",
                        mutability="immutable"),
@@ -1174,6 +1229,11 @@ def _schemas() -> list[dict[str, Any]]:
             _attribute("remark", description="备注（最多200个字符）", mutability="immutable"),
             _attribute("status", description="操作员状态", mutability="readOnly",
                        canonical=["active", "disabled"]),
+            _attribute("initialPasswordSms", mutability="readOnly",
+                       description="仅在创建（POST /Users）的响应中：初始密码短信 sent 已发送、"
+                                   "failed 发送失败（操作员已增加；可删除后重新增加以重新发送）、"
+                                   "none 未生成初始密码（已有账号，使用原密码登录）",
+                       canonical=list(INITIAL_PASSWORD_SMS)),
         ],
         "meta": {"resourceType": "Schema", "location": f"{_base()}/Schemas/{EXT}"},
     }

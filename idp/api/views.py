@@ -5,7 +5,8 @@ An enterprise's operators and offices for programs: the same services as the con
 enterprise's id is 404 like an unknown one), the same messages. Views stay thin: parse the JSON
 strictly (types, unknown fields), call the service, render; every write is audited with the
 client and the enterprise, and what must follow a commit (SMS of an initial password, ending
-sessions) runs after it.
+sessions) runs after it. An SMS that fails after the commit cannot undo it: the answer says
+so (``initial_password_sms``), for the client to tell the person another way.
 
 Errors are ``{"error": code, "message": 中文, "field": name?}``: 400 bad input, 401/403 the
 token (RFC 6750), 404 not found, 409 a conflict with the state (S14, a deleted operator, an
@@ -217,6 +218,19 @@ def operator_json(operator: Operator) -> dict[str, Any]:
     }
 
 
+def send_initial_password_sms(caller: Caller, operator: Operator, initial: str | None) -> str:
+    """SMS the initial password of a new operator's account (after the commit that made it)
+    and say how it went, one of ``openapi.INITIAL_PASSWORD_SMS``: ``none`` when no password
+    was made (the person already had an account), ``failed`` when the gateway refused
+    (``send_initial_passwords`` audits it and returns the accounts it could not reach)."""
+    if initial is None:
+        return "none"
+    failed = send_initial_passwords(
+        [(operator.account, initial)], OPERATOR_ROLES[operator.role], by=caller.tenant.actor,
+        client_id=caller.client_id, organisation_id=caller.tenant.id)
+    return "failed" if failed else "sent"
+
+
 def _json(data: Any, status: int = 200) -> Response:
     response = jsonify(data)
     response.status_code = status
@@ -259,7 +273,8 @@ def operators_list() -> Response:
 
 @bp.post("/v1/operators")
 def operators_create() -> Response:
-    """S12–S14: add an operator; the carrier check first, the initial password by SMS after."""
+    """S12–S14: add an operator; the carrier check first, the initial password by SMS after,
+    and the answer says whether that SMS went out (``initial_password_sms``)."""
     caller = authenticate(WRITE)
     data = json_body(OPERATOR_FIELDS)
     department_id = _positive_int(data, "department_id")
@@ -281,11 +296,8 @@ def operators_create() -> Response:
     caller.audit("api.operator.create", operator_id=operator.id,
                  department_id=operator.department_id)
     db.session.commit()
-    if initial is not None:
-        send_initial_passwords([(operator.account, initial)], OPERATOR_ROLES[operator.role],
-                               by=caller.tenant.actor, client_id=caller.client_id,
-                               organisation_id=caller.tenant.id)
-    response = _json(operator_json(operator), 201)
+    sms = send_initial_password_sms(caller, operator, initial)
+    response = _json(operator_json(operator) | {"initial_password_sms": sms}, 201)
     response.headers["Location"] = f"{request.path}/{operator.id}"
     return response
 

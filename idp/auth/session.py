@@ -36,13 +36,16 @@ class StoreSession(CallbackDict[str, Any], SessionMixin):
         self.previous_sid: str | None = None
         self.unavailable = False  # the store could not be read: the request gets a 503
 
-    def regenerate(self) -> None:
-        """New id, same data: called at login so a planted session id is worthless."""
+    def regenerate(self, *, keep_created: bool = False) -> None:
+        """New id, same data: called at login so a planted session id is worthless, and when
+        the privilege rises within a login (the admin's second factor) — then the absolute
+        lifetime keeps counting from the login (``keep_created``)."""
         if self.sid is not None:
             self.previous_sid = self.sid
         self.sid = None
         self.new = True
-        self.pop("_created", None)
+        if not keep_created:
+            self.pop("_created", None)
         self.modified = True
 
 

@@ -50,6 +50,8 @@ class Operator(TimestampMixin, Base):
         sa.Index("ix_operator_tenant_status", "enterprise_id", "status", "id"),
         sa.Index("ix_operator_tenant_category", "enterprise_id", "category", "id"),
         sa.Index("ix_operator_tenant_department", "enterprise_id", "department_id", "id"),
+        # SCIM ``externalId eq "…"`` (RFC 7643 §3.1: the provisioning client's own id for it).
+        sa.Index("ix_operator_tenant_external_id", "enterprise_id", "external_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)  # 操作员ID
@@ -63,6 +65,7 @@ class Operator(TimestampMixin, Base):
     remark: Mapped[str] = mapped_column(sa.String(200), default="")
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
     created_by: Mapped[str | None] = mapped_column(sa.String(32))
+    external_id: Mapped[str | None] = mapped_column(sa.String(255))
 
     account: Mapped[Account] = relationship(lazy="joined")
     department: Mapped[Organisation] = relationship(foreign_keys=[department_id], lazy="joined")

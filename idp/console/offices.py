@@ -220,7 +220,9 @@ def next_office_code(enterprise: Organisation) -> str:
 
 def _lock(tenant: Tenant) -> None:
     """Serialise the changes of one enterprise's offices (PostgreSQL row lock; SQLite has one
-    writer at a time anyway)."""
+    writer at a time anyway). It also waits for an operator being added right now: inserting
+    an ``operator`` row key-share-locks its enterprise (the foreign key), so a delete counts the
+    office's operators only after that insert has committed or rolled back."""
     db.session.execute(sa.select(Organisation.id).where(Organisation.id == tenant.id)
                        .with_for_update())
 

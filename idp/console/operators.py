@@ -294,6 +294,12 @@ def add_operator(tenant: Tenant, new: NewOperator,
     if db.session.scalar(sa.select(Account.status).where(Account.phone == new.phone)) == "disabled":
         raise FieldError("phone", MSG_ACCOUNT_DISABLED)  # before the (billed) carrier check
     _check_carrier(tenant, new.name, new.phone, "create", service)
+    # The department must still be live (an office deleted since the form was shown), and stay
+    # so until we commit: offices.delete_office waits for this transaction (see its _lock).
+    if db.session.scalar(sa.select(Organisation.id).where(
+            Organisation.id == new.department.id, Organisation.status == "active")
+            .with_for_update(read=True)) is None:
+        raise FieldError("department_id", MSG_DEPARTMENT)
     passwords: Passwords = current_app.extensions["idp.passwords"]
     initial: str | None = None
     try:

@@ -1344,7 +1344,10 @@ SCIM_USER_FORM: Pairs = [("schemas", SCIM_USER), ("userName", NEW_OPERATOR_PHONE
 SCIM_USER_OPTIONAL = frozenset({"phoneNumbers.value", "active", "ext.departmentId", "ext.remark",
                                 "externalId"})
 SCIM_USER_ACCEPTS = frozenset({("ext.remark", "sql-or"), ("ext.remark", "sql-union-drop"),
-                              ("ext.remark", "crlf"), ("active", "json-true")})
+                              ("ext.remark", "crlf"), ("active", "json-true"),
+                              # externalId: any 1–255 printable characters (RFC 7643 §3.1)
+                              *(("externalId", label) for label in (
+                                  "sql-or", "sql-union-drop", "html-script", "html-attr"))})
 SCIM_LIST: Pairs = [("startIndex", "1"), ("count", "10"), ("attributes", "userName,name"),
                     ("excludedAttributes", "")]
 
@@ -1966,7 +1969,7 @@ CASES: list[Case] = [
          special=lambda w: {"H:Authorization": crafted_api_bearer(w)}),
     Case("scim-users-create", "POST", "/scim/v2/Users", "scim", _scim_user_fields,
          (*dict(SCIM_USER_FORM), "ext.departmentId", "H:Authorization"),
-         optional=SCIM_USER_OPTIONAL, opaque=frozenset({"externalId"}),
+         optional=SCIM_USER_OPTIONAL,
          accepts=SCIM_USER_ACCEPTS, writes=frozenset({"operator", "account", "identity"}),
          prepare=World.api_ready, after_success=World.undo, json=scim_user,
          content_type=SCIM_MEDIA_TYPE,

@@ -33,6 +33,7 @@ def upgrade():
     sa.Column('remark', sa.String(length=200), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('created_by', sa.String(length=32), nullable=True),
+    sa.Column('external_id', sa.String(length=255), nullable=True),
     sa.Column('created_at', idp.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', idp.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("category IN ('enterprise', 'office')", name=op.f('ck_operator_category')),
@@ -47,6 +48,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_operator_identity_id'), ['identity_id'], unique=False)
         batch_op.create_index('ix_operator_tenant_category', ['enterprise_id', 'category', 'id'], unique=False)
         batch_op.create_index('ix_operator_tenant_department', ['enterprise_id', 'department_id', 'id'], unique=False)
+        batch_op.create_index('ix_operator_tenant_external_id', ['enterprise_id', 'external_id'], unique=False)
         batch_op.create_index('ix_operator_tenant_name', ['enterprise_id', 'name'], unique=False,
                               postgresql_ops={'name': 'text_pattern_ops'})
         batch_op.create_index('ix_operator_tenant_status', ['enterprise_id', 'status', 'id'], unique=False)
@@ -137,6 +139,7 @@ def downgrade():
         batch_op.drop_index('uq_operator_live_account', postgresql_where=sa.text("status <> 'deleted'"), sqlite_where=sa.text("status <> 'deleted'"))
         batch_op.drop_index('ix_operator_tenant_status')
         batch_op.drop_index('ix_operator_tenant_name')
+        batch_op.drop_index('ix_operator_tenant_external_id')
         batch_op.drop_index('ix_operator_tenant_department')
         batch_op.drop_index('ix_operator_tenant_category')
         batch_op.drop_index(batch_op.f('ix_operator_identity_id'))

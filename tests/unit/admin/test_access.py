@@ -310,3 +310,20 @@ def test_verify_without_csrf_is_refused(app, client):
     response = client.post("/admin/verify", data={"code": code_at(seed)})
     assert response.status_code == 400
     assert client.get("/admin/clients").status_code == 303
+
+
+def test_passing_the_second_factor_renews_the_session_id(app, client):
+    """OWASP session management: the privilege rises, so the session id changes (a planted or
+    observed pre-verification id is worth nothing); the old id no longer opens the console."""
+    from idp.auth.session import StoreSessionInterface
+
+    _, seed = as_admin(client, app, verified=False)
+    name = StoreSessionInterface().cookie_name(app)
+    before = client.get_cookie(name)
+    assert before is not None
+    assert post_code(client, code_at(seed), "/admin/keys").status_code == 303
+    after = client.get_cookie(name)
+    assert after is not None and after.value != before.value
+    assert client.get("/admin/keys").status_code == 200
+    client.set_cookie(name, before.value)
+    assert client.get("/admin/keys").status_code == 303  # the old id: logged out

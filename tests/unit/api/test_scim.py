@@ -15,13 +15,16 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from idp.accounts.service import create_person
 from idp.audit import AuditEvent
 from idp.console.models import Operator
 from idp.extensions import db
 from idp.gateways.phone import MESSAGES, Outcome
+from idp.gateways.sms import SmsGatewayError
 from idp.orgs.models import Organisation
 from tests.conftest import sms_messages, table_counts
-from tests.factories import make_office, make_operator
+from tests.factories import PASSWORD, make_office, make_operator
+from tests.unit.api.conftest import OTHER_USCC, bearer, client_token, provisioning_client
 
 BASE = "/scim/v2"
 USERS = f"{BASE}/Users"
@@ -103,7 +106,15 @@ def test_scim_discovery(client: FlaskClient) -> None:
         USER, "urn:ietf:params:scim:schemas:core:2.0:Group", EXT}
     ext = client.get(f"{BASE}/Schemas/{EXT}").json
     assert {a["name"] for a in ext["attributes"]} == {"departmentId", "category", "role",
-                                                      "remark", "status"}
+                                                      "remark", "status",
+                                                      "initialPasswordSms"}
+    (sms,) = [a for a in ext["attributes"] if a["name"] == "initialPasswordSms"]
+    assert (sms["mutability"], sms["canonicalValues"]) == ("readOnly", ["sent", "failed", "none"])
+    user_schema = client.get(f"{BASE}/Schemas/{USER}").json
+    (external,) = [a for a in user_schema["attributes"] if a["name"] == "externalId"]
+    assert (external["type"], external["mutability"], external["caseExact"],
+            external["uniqueness"], external["required"]) == ("string", "readWrite", True,
+                                                              "none", False)
     assert_error(client.get(f"{BASE}/Schemas/urn:x"), 404)
     assert_error(client.get(f"{BASE}/ResourceTypes/Nope"), 404)
 
@@ -121,8 +132,9 @@ def test_s12_scim_create_filter_patch_delete_round_trip(app: Flask, client: Flas
                                                        enterprise: Organisation,
                                                        auth: dict[str, str]) -> None:
     """S12/S15 through SCIM: POST makes the operator (carrier check passed, initial password by
-    SMS); filters find it; PATCH replaces active and the phone; DELETE is S15's soft delete,
-    after which the User is 404 for SCIM (RFC 7644 §3.6) and kept for the console."""
+    SMS, said in ``initialPasswordSms``) with its externalId; filters find it; PATCH replaces
+    active and the phone; DELETE is S15's soft delete, after which the User is 404 for SCIM
+    (RFC 7644 §3.6) and kept for the console."""
     office = make_office(enterprise)
     created = send(client, "post", USERS, auth, user_body(**{
         EXT: {"departmentId": str(office.id), "remark": "前台"}, "externalId": "hr-42"}))
@@ -136,14 +148,15 @@ def test_s12_scim_create_filter_patch_delete_round_trip(app: Flask, client: Flas
         "13900000002", {"formatted": "李四"}, "李四", True)
     assert user["phoneNumbers"] == [{"value": "13900000002", "type": "mobile", "primary": True}]
     assert user[EXT] == {"departmentId": str(office.id), "category": "office", "role": "office",
-                         "remark": "前台", "status": "active"}
+                         "remark": "前台", "status": "active", "initialPasswordSms": "sent"}
     assert user["groups"][0]["value"] == str(office.id)
-    assert "externalId" not in user  # not kept by this version
+    assert user["externalId"] == "hr-42"
     assert [m for m in sms_messages(app, "13900000002") if m["code"] is None]
     event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.event == "scim.user.create"))
     assert event is not None and (event.client_id, event.organisation_id) == ("prov",
                                                                               enterprise.id)
     url = f"{USERS}/{user['id']}"
+    del user[EXT]["initialPasswordSms"]  # in the answer to POST only
     assert client.get(url, headers=auth).json == user
 
     # filters
@@ -155,10 +168,11 @@ def test_s12_scim_create_filter_patch_delete_round_trip(app: Flask, client: Flas
                  'urn:ietf:params:scim:schemas:core:2.0:User:userName eq "13900000002"',
                  f'{EXT}:departmentId eq "{office.id}"',
                  'name.formatted eq "李四"', 'displayName sw "李"', f'id eq "{user["id"]}"',
-                 'meta.created gt "2000-01-01T00:00:00Z"', 'not (active eq false)']:
+                 'meta.created gt "2000-01-01T00:00:00Z"', 'not (active eq false)',
+                 'externalId eq "hr-42"']:
         found = listed(client, auth, filter=text)
         assert [u["id"] for u in found["Resources"]] == [user["id"]], text
-    for text in ['externalId eq "hr-42"', 'userName eq "13900000001"', 'active eq false',
+    for text in ['externalId eq "HR-42"', 'userName eq "13900000001"', 'active eq false',
                  'userName eq "13900000002" and active eq false']:
         assert listed(client, auth, filter=text)["totalResults"] == 0, text
 
@@ -208,7 +222,7 @@ def test_s15_scim_put_replaces_phone_and_active(client: FlaskClient, enterprise:
                           ({EXT: {"remark": "新备注"}}, f"{EXT}:remark")]:
         response = send(client, "put", url, auth, user_body(active=False, **changes))
         assert_error(response, 400, "mutability",
-                     f"{attr} 不可修改（只能修改手机号码和状态）")
+                     f"{attr} 不可修改（只能修改手机号码、状态和 externalId）")
     assert counts() == before
 
 
@@ -343,8 +357,8 @@ def test_s15_scim_patch_needs_the_patch_schema(client: FlaskClient, enterprise: 
 
 def test_s15_scim_patch_same_values_is_a_no_op(client: FlaskClient, enterprise: Organisation,
                                                auth: dict[str, str]) -> None:
-    """Immutable attributes "replaced" by what they already are, externalId (not kept):
-    200 and nothing changes — what provisioning engines send on every sync."""
+    """Immutable attributes "replaced" by what they already are, an externalId added and
+    removed again: 200 and nothing changes — what provisioning engines send on every sync."""
     operator = make_operator(enterprise, name="张三")
     response = send(client, "patch", f"{USERS}/{operator.id}", auth, patch_body(
         {"op": "replace", "path": "name.formatted", "value": "张三"},
@@ -357,6 +371,181 @@ def test_s15_scim_patch_same_values_is_a_no_op(client: FlaskClient, enterprise: 
     assert response.status_code == 200, response.text
     assert not db.session.scalar(sa.select(AuditEvent).where(
         AuditEvent.event == "scim.user.patch"))
+
+
+# --- externalId (RFC 7643 §3.1) ----------------------------------------------------------------
+
+def with_external_id(operator: Operator, external_id: str) -> Operator:
+    operator.external_id = external_id
+    db.session.commit()
+    return operator
+
+
+def scim_events(name: str) -> list[AuditEvent]:
+    return list(db.session.scalars(sa.select(AuditEvent).where(
+        AuditEvent.event == name).order_by(AuditEvent.id)))
+
+
+def test_s12_scim_external_id_round_trip(client: FlaskClient, enterprise: Organisation,
+                                         other_enterprise: Organisation,
+                                         auth: dict[str, str]) -> None:
+    """S12/S15 through SCIM: externalId is kept on POST, returned, filtered on (case-exact,
+    with and/or, ``pr``) within the tenant only — another enterprise's operator with the same
+    externalId never appears, not even by id — and PATCH replace/add/remove and PUT change it.
+    The audit trail says that it changed, never what it is."""
+    foreign = with_external_id(make_operator(other_enterprise, phone="13900000001",
+                                             name="张三"), "hr-42")
+    plain = make_operator(enterprise, phone="13900000005", name="王五")
+    created = send(client, "post", USERS, auth, user_body(externalId="hr-42"))
+    assert created.status_code == 201, created.text
+    user = created.json
+    assert user["externalId"] == "hr-42"
+    url = f"{USERS}/{user['id']}"
+    assert client.get(url, headers=auth).json["externalId"] == "hr-42"
+    assert "externalId" not in client.get(f"{USERS}/{plain.id}", headers=auth).json
+    assert_error(client.get(f"{USERS}/{foreign.id}", headers=auth), 404)
+    (event,) = scim_events("scim.user.create")
+    assert event.detail["external_id"] is True and "hr-42" not in json.dumps(event.detail)
+
+    def names(text: str) -> list[str]:
+        return [u["displayName"] for u in listed(client, auth, filter=text)["Resources"]]
+
+    assert names('externalId eq "hr-42"') == ["李四"]
+    assert names('urn:ietf:params:scim:schemas:core:2.0:User:externalId eq "hr-42"') == ["李四"]
+    assert names('externalId eq "HR-42"') == []  # caseExact
+    assert names('externalId pr') == ["李四"]
+    assert names('externalId ne "hr-42"') == ["王五"]
+    assert names('externalId sw "hr-"') == ["李四"]
+    assert names('externalId eq "hr-42" and active eq true') == ["李四"]
+    assert names('externalId eq "hr-42" and active eq false') == []
+    assert names('externalId eq "hr-42" or userName eq "13900000005"') == ["王五", "李四"]
+    assert names('not (externalId pr)') == ["王五"]
+    # the other enterprise's client sees its own operator, and only it
+    _, secret = provisioning_client("prov2", tenant=OTHER_USCC)
+    theirs = bearer(client_token(client, "prov2", secret))
+    found = listed(client, theirs, filter='externalId eq "hr-42"')["Resources"]
+    assert [u["id"] for u in found] == [str(foreign.id)]
+
+    def patched(*operations: dict[str, Any]) -> dict[str, Any]:
+        response = send(client, "patch", url, auth, patch_body(*operations))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json
+        return body
+
+    assert patched({"op": "replace", "path": "externalId", "value": "hr-43"})[
+        "externalId"] == "hr-43"
+    last = scim_events("scim.user.patch")[-1]
+    assert last.detail["changed"] == ["external_id"] and "hr-43" not in json.dumps(last.detail)
+    assert patched({"op": "replace", "value": {"externalId": "员工-0043"}})[
+        "externalId"] == "员工-0043"
+    long_id = "x" * 255
+    assert patched({"op": "add", "path": f"{USER}:externalId", "value": long_id})[
+        "externalId"] == long_id
+    assert names(f'externalId eq "{long_id}"') == ["李四"]
+    assert "externalId" not in patched({"op": "remove", "path": "externalId"})
+    assert names('externalId pr') == []
+
+    def put(**changes: Any) -> dict[str, Any]:
+        response = send(client, "put", url, auth, user_body(**changes))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json
+        return body
+
+    assert put(externalId="hr-46")["externalId"] == "hr-46"
+    assert put()["externalId"] == "hr-46"  # left out: kept (RFC 7644 §3.5.1 lets us choose)
+    assert "externalId" not in put(externalId=None)  # null: unassigned (RFC 7643 §2.5)
+    assert [e.detail["changed"] for e in scim_events("scim.user.replace")] == [
+        ["external_id"], ["external_id"]]
+    db.session.expire_all()
+    assert db.session.get(Operator, int(user["id"])).external_id is None
+    assert db.session.get(Operator, foreign.id).external_id == "hr-42"
+
+
+BAD_EXTERNAL_IDS = ["", "x" * 256, 5, True, ["hr-1"], {"value": "hr-1"}, "hr\u00001",
+                    "hr\n1", "hr\t1", "\ud800", "hr\u200b1"]
+
+
+@pytest.mark.parametrize("value", BAD_EXTERNAL_IDS)
+def test_s12_scim_bad_external_id_writes_nothing(client: FlaskClient, enterprise: Organisation,
+                                                 auth: dict[str, str], value: Any) -> None:
+    """externalId is 1–255 printable characters: anything else is 400 invalidValue in POST,
+    PUT and PATCH, and nothing is written (the operator keeps its externalId)."""
+    operator = with_external_id(make_operator(enterprise, phone="13900000099", name="李四"),
+                                "keep-1")
+    url = f"{USERS}/{operator.id}"
+    before = counts()
+    detail = "externalId 应为 1–255 个可打印字符"
+    for method, target, body in [
+            ("post", USERS, user_body(externalId=value)),
+            ("put", url, user_body(externalId=value, active=False)),
+            ("patch", url, patch_body({"op": "replace", "path": "externalId", "value": value})),
+            ("patch", url, patch_body({"op": "replace", "path": "active", "value": False},
+                                      {"op": "add", "value": {"externalId": value}}))]:
+        assert_error(send(client, method, target, auth, body), 400, "invalidValue", detail)
+    assert counts() == before
+    db.session.expire_all()
+    kept = db.session.get(Operator, operator.id)
+    assert kept is not None and (kept.external_id, kept.status) == ("keep-1", "active")
+
+
+def test_s13_scim_refused_phone_keeps_the_old_external_id(client: FlaskClient,
+                                                          enterprise: Organisation,
+                                                          auth: dict[str, str]) -> None:
+    """S13: a PATCH whose new phone the carrier refuses changes nothing, the externalId of the
+    same request included (all or nothing, RFC 7644 §3.5.2)."""
+    operator = with_external_id(make_operator(enterprise, phone="13900000099", name="李四"),
+                                "keep-1")
+    response = send(client, "patch", f"{USERS}/{operator.id}", auth, patch_body(
+        {"op": "replace", "path": "externalId", "value": "hr-2"},
+        {"op": "replace", "path": "userName", "value": "13900000003"}))
+    assert_error(response, 400, "invalidValue", f"userName: {S13}")
+    db.session.expire_all()
+    kept = db.session.get(Operator, operator.id)
+    assert kept is not None and kept.external_id == "keep-1"
+    assert kept.account.phone == "13900000099"
+
+
+def test_scim_initial_password_sms_is_read_only(client: FlaskClient, enterprise: Organisation,
+                                                auth: dict[str, str]) -> None:
+    operator = make_operator(enterprise)
+    response = send(client, "patch", f"{USERS}/{operator.id}", auth, patch_body(
+        {"op": "replace", "path": f"{EXT}:initialPasswordSms", "value": "sent"}))
+    assert_error(response, 400, "mutability")
+
+
+# --- the initial password's SMS (S12) ----------------------------------------------------------
+
+class DownGateway:
+    """An SMS gateway that cannot be reached (as the console's tests make one)."""
+
+    def send(self, to: str, text: str, code: str | None = None) -> None:
+        raise SmsGatewayError("unreachable")
+
+
+@pytest.mark.parametrize("outcome", ["sent", "failed", "none"])
+def test_s12_scim_initial_password_sms_is_reported(app: Flask, client: FlaskClient,
+                                                   enterprise: Organisation,
+                                                   auth: dict[str, str],
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   outcome: str) -> None:
+    """S12: POST /Users says in ``initialPasswordSms`` whether the SMS with the initial
+    password went out: a gateway failure is still a 201 (the operator is committed) with
+    ``failed`` and an audited failure; a person with an account already gets none."""
+    if outcome == "failed":
+        monkeypatch.setattr(app.extensions["idp.sms"], "_gateway", DownGateway())
+    if outcome == "none":
+        create_person("13900000002", "李四", PASSWORD, must_change=False)
+        db.session.commit()
+    response = send(client, "post", USERS, auth, user_body())
+    assert response.status_code == 201, response.text
+    assert response.json[EXT]["initialPasswordSms"] == outcome
+    assert db.session.get(Operator, int(response.json["id"])) is not None
+    notices = [m for m in sms_messages(app, "13900000002") if m["code"] is None]
+    assert len(notices) == (1 if outcome == "sent" else 0)
+    results = [e.result for e in scim_events("sms.initial_password")]
+    assert results == {"sent": ["success"], "failed": ["failure"], "none": []}[outcome]
+    again = client.get(response.headers["Location"], headers=auth).json
+    assert "initialPasswordSms" not in again[EXT]
 
 
 # --- filters and paging ------------------------------------------------------------------------
@@ -420,7 +609,7 @@ def test_scim_unsupported_filters_are_400_invalid_filter(client: FlaskClient,
     ('userName pr', ["张三", "李四"]),
     ('externalId pr', []),
     ('externalId ne "x"', ["张三", "李四"]),
-    ('externalId eq null', []),
+    ('externalId eq null', ["张三", "李四"]),  # neither has one: null is unassigned
     ('name.formatted eq null', []),
     ('name.formatted ne null', ["张三", "李四"]),
     ('active eq true or active eq false', ["张三", "李四"]),

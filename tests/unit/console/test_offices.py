@@ -815,3 +815,77 @@ def test_t03_service_round_trip(app: Flask, client: FlaskClient, devca: Any) -> 
     after()
     assert fresh(Organisation, office.id).status == "disabled"
     assert list_offices(scoped) == []
+
+
+# (row locks are what is tested: PostgreSQL's, as in production; SQLite has one writer)
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True, scope="session")
+def test_t03_an_operator_added_while_its_office_is_deleted_is_not_left_behind(
+        app: Flask, backend: str) -> None:
+    """T03 + S12 under concurrency: a 删除 of an office that starts while an operator is being
+    added to it waits for that add (the enterprise's row lock against the operator's foreign
+    key) and then sees the new operator (no choice given: 「该管理处还有1名操作员…」), instead of
+    disabling the office under a live operator."""
+    import threading
+
+    from idp.console.offices import OfficeHasOperators, delete_office, get_office
+    from idp.console.operators import add_operator, check_new
+    from idp.console.tenant import tenant_of_client
+    from idp.gateways.phone import Outcome, Verification
+
+    class Match:
+        def verify(self, name: str, phone: str) -> Verification:
+            return Verification(Outcome.MATCH, None, "t", True)
+
+    enterprise = make_enterprise()
+    office = make_office(enterprise)
+    ids = (enterprise.id, office.id)
+    added, go = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def adder() -> None:
+        with app.app_context():
+            try:
+                tenant = tenant_of_client(ids[0], "t")
+                assert tenant is not None
+                new = check_new(tenant, name="操作员一", department_id=ids[1], category="",
+                                phone="13900000011", role="", remark="")
+                add_operator(tenant, new, Match())
+                added.set()
+                go.wait(15)
+                db.session.commit()
+                outcome["add"] = "created"
+            except Exception as exc:  # noqa: BLE001  (a thread reports to the test)
+                outcome["add"] = repr(exc)
+                added.set()
+            finally:
+                db.session.remove()
+
+    def deleter() -> None:
+        added.wait(15)
+        with app.app_context():
+            try:
+                tenant = tenant_of_client(ids[0], "t")
+                assert tenant is not None
+                delete_office(tenant, get_office(tenant, ids[1]))
+                db.session.commit()
+                outcome["delete"] = "deleted"
+            except OfficeHasOperators as exc:
+                db.session.rollback()
+                outcome["delete"] = f"refused:{exc.count}"
+            except Exception as exc:  # noqa: BLE001
+                outcome["delete"] = repr(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=adder), threading.Thread(target=deleter)]
+    for thread in threads:
+        thread.start()
+    threads[1].join(1.0)
+    assert threads[1].is_alive(), f"the delete must wait for the add: {outcome}"
+    go.set()
+    for thread in threads:
+        thread.join(30)
+    assert outcome == {"add": "created", "delete": "refused:1"}
+    db.session.rollback()
+    db.session.expire_all()
+    assert db.session.get(Organisation, ids[1]).status == "active"
