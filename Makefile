@@ -41,6 +41,10 @@ run: $(STAMP)
 	@echo "  Registration: log in with unregistered.p12 → 物业企业注册 → 下一步 → 否 → the form (S03–S06)."
 	@echo "  District centre (浦东新区): 手机号码 13800000001  密码 Demo@2026 → 区中心审核 (reviews, 物业区域)."
 	@echo "  业委会注册 (no login): https://localhost:$(PORT)/register/committee (areas: 和谐花园, 阳光苑一期 …)."
+	@echo "  操作员管理 (UKey login → home): 增加 with a pair of config/phone-sandbox.toml, e.g. 操作员一 13900000011;"
+	@echo "               the initial password arrives in the SMS outbox. 实名认证申请: https://localhost:$(PORT)/staff/apply"
+	@echo "  平台管理:    https://localhost:$(PORT)/admin — 手机号码 13800000002  密码 Demo@2026, then the 动态口令 of"
+	@echo "               .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('DEMOADMINDEMOADMINDEMOADMIN23456').now())\""
 	@echo
 	@echo "  Relying parties: 上海市商品住房维修资金管理系统 https://localhost:8601/  上海市物业监管平台及招投标系统 https://localhost:8602/"
 	@echo

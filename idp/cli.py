@@ -25,6 +25,9 @@ DEMO_PASSWORD = "Demo@2026"  # the published demo login of `make run`
 DEMO_USCC = "91310115MA1FL0D34W"
 DEMO_REVIEWER_PHONE = "13800000001"  # 浦东新区 centre: reviews registrations and associations
 DEMO_AREAS = ("和谐花园", "阳光苑一期", "阳光苑二期", "滨江公寓")
+DEMO_ADMIN_PHONE = "13800000002"  # platform admin of /admin (phone login + TOTP)
+# The demo admin's published TOTP seed, for development only (`idp admins add` makes random ones).
+DEMO_TOTP_SEED = "DEMOADMINDEMOADMINDEMOADMIN23456"
 DEMO_OFFICE = "演示物业和谐花园管理处"  # the demo enterprise's 小区管理处 (T03)
 
 
@@ -146,9 +149,15 @@ def seed_demo() -> str:
                                     role="enterprise_admin", platform=platform))
     _seed_demo_centre()
     db.session.commit()
+    if db.session.scalar(sa.select(Account.id).where(Account.phone == DEMO_ADMIN_PHONE)) is None:
+        from idp.admin.access import provision_admin
+
+        provision_admin(DEMO_ADMIN_PHONE, "演示平台管理员", DEMO_PASSWORD, seed=DEMO_TOTP_SEED)
     return (f"demo login: 手机号码 {DEMO_PHONE} / 密码 {DEMO_PASSWORD} (验证码见 SMS outbox); "
             f"UKey: the certificate of {org.name} ({DEMO_USCC}); "
-            f"区中心审核: 手机号码 {DEMO_REVIEWER_PHONE} / 密码 {DEMO_PASSWORD}")
+            f"区中心审核: 手机号码 {DEMO_REVIEWER_PHONE} / 密码 {DEMO_PASSWORD}; "
+            f"平台管理: 手机号码 {DEMO_ADMIN_PHONE} / 密码 {DEMO_PASSWORD} + 动态口令 "
+            f"(TOTP seed {DEMO_TOTP_SEED})")
 
 
 def _seed_demo_centre() -> None:

@@ -251,10 +251,11 @@ class Provisioned:
     created: bool = False
 
 
-def _fresh_seed(account: Account) -> str:
+def _fresh_seed(account: Account, seed: str | None = None) -> str:
     """A new 160-bit seed (pyotp.random_base32: 32 base32 characters), sealed; the step
-    counter restarts. Returns the otpauth:// URI for the authenticator app (shown once)."""
-    seed = pyotp.random_base32()
+    counter restarts. Returns the otpauth:// URI for the authenticator app (shown once).
+    ``seed`` is given only by ``idp init --demo`` (its published development seed)."""
+    seed = seed or pyotp.random_base32()
     account.totp_secret = seal(current_app.config["IDP"].key_passphrase, TOTP_PURPOSE, seed)
     account.totp_last_step = None
     return pyotp.TOTP(seed).provisioning_uri(name=account.phone or account.id,
@@ -272,7 +273,8 @@ def _platform_org() -> Organisation:
     return org
 
 
-def provision_admin(phone: str, name: str, password: str | None = None) -> Provisioned:
+def provision_admin(phone: str, name: str, password: str | None = None, *,
+                    seed: str | None = None) -> Provisioned:
     """Make ``phone`` a platform admin: its person account (created, or reused as it is), the
     platform organisation (created once), the ``platform_admin`` identity and a fresh TOTP seed.
     One transaction, committed here with the ``admin.provision`` audit event. ``FieldError``
@@ -298,7 +300,7 @@ def provision_admin(phone: str, name: str, password: str | None = None) -> Provi
                                 platform=ADMIN_PLATFORM, status="active"))
     else:
         identity.status = "active"
-    uri = _fresh_seed(account)
+    uri = _fresh_seed(account, seed)
     audit.record("admin.provision", account_id=account.id, organisation_id=org.id,
                  created=created, by="cli")
     db.session.commit()

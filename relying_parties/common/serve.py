@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 
 from flask import Flask
@@ -18,5 +19,8 @@ def main(create_app: Callable[[], Flask], default_port: int,
     parser.add_argument("--key", help="TLS private key (PEM), e.g. certs/dev/server.key.pem")
     args = parser.parse_args(argv)
     app = create_app()
+    # This is its own program, not a `flask run`: a FLASK_RUN_FROM_CLI inherited from a parent
+    # that ran the flask CLI in-process (a test runner) would make app.run() return at once.
+    os.environ.pop("FLASK_RUN_FROM_CLI", None)
     ssl_context = (args.cert, args.key) if args.cert and args.key else None
     app.run(host=args.host, port=args.port, ssl_context=ssl_context, threaded=True)

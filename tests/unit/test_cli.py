@@ -19,12 +19,23 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from idp.accounts.models import Account, Identity
-from idp.cli import DEMO_AREAS, DEMO_PASSWORD, DEMO_PHONE, DEMO_REVIEWER_PHONE, cli
+from idp.admin.access import TOTP_PURPOSE
+from idp.cli import (
+    DEMO_ADMIN_PHONE,
+    DEMO_AREAS,
+    DEMO_OFFICE,
+    DEMO_PASSWORD,
+    DEMO_PHONE,
+    DEMO_REVIEWER_PHONE,
+    DEMO_TOTP_SEED,
+    cli,
+)
+from idp.console.models import Operator
 from idp.extensions import db
 from idp.oidc.models import Client, SigningKey
-from idp.orgs.models import PropertyArea
+from idp.orgs.models import Organisation, PropertyArea
 from idp.orgs.review import is_reviewer, reviewer_districts
-from idp.security import check_client_secret
+from idp.security import check_client_secret, unseal
 from tests.conftest import make_app, table_counts
 from tests.factories import REDIRECT, basic, get_code, make_account, make_client, pkce_pair
 
@@ -206,7 +217,8 @@ def test_s17_init_demo_creates_the_demo_account(idp):
     """S17/S08: `idp init --demo` seeds the demo person (phone + password login, no forced
     change) with one identity, and the demo enterprise's UKey account with an enterprise_admin
     identity on each platform; T02/T07: a district centre with a reviewer and property areas;
-    running it again adds nothing."""
+    T03/S11: an office and the demo person's operator row; the platform admin with the published
+    development TOTP seed; running it again adds nothing."""
     for _ in range(2):
         result = idp("init", "--demo")
         assert result.exit_code == 0, result.output
@@ -215,8 +227,9 @@ def test_s17_init_demo_creates_the_demo_account(idp):
         accounts = db.session.scalars(sa.select(Account).order_by(Account.kind,
                                                                   Account.phone)).all()
         assert [(a.kind, a.phone) for a in accounts] == [
-            ("person", DEMO_PHONE), ("person", DEMO_REVIEWER_PHONE), ("ukey", None)]
-        demo, reviewer, ukey = accounts
+            ("person", DEMO_PHONE), ("person", DEMO_REVIEWER_PHONE),
+            ("person", DEMO_ADMIN_PHONE), ("ukey", None)]
+        demo, reviewer, admin, ukey = accounts
         assert demo.must_change_password is False
         assert app.extensions["idp.passwords"].verify(demo.password_hash, DEMO_PASSWORD)
         assert ukey.organisation_id is not None and ukey.password_hash is None
@@ -224,7 +237,15 @@ def test_s17_init_demo_creates_the_demo_account(idp):
         assert sorted((i.account.phone or "", i.role, i.platform) for i in identities) == [
             ("", "enterprise_admin", "repair_fund"), ("", "enterprise_admin", "supervision"),
             (DEMO_PHONE, "operator", "repair_fund"),
-            (DEMO_REVIEWER_PHONE, "centre_reviewer", "console")]
+            (DEMO_REVIEWER_PHONE, "centre_reviewer", "console"),
+            (DEMO_ADMIN_PHONE, "platform_admin", "console")]
+        seed = unseal(app.config["IDP"].key_passphrase, TOTP_PURPOSE, admin.totp_secret)
+        assert seed == DEMO_TOTP_SEED and admin.must_change_password is False
+        (operator,) = db.session.scalars(sa.select(Operator)).all()
+        assert operator.account_id == demo.id and operator.status == "active"
+        (office,) = db.session.scalars(sa.select(Organisation).where(
+            Organisation.type == "office")).all()
+        assert office.name == DEMO_OFFICE and office.code == "MA1FL0D34-001"
         assert is_reviewer(reviewer) and reviewer_districts(reviewer) == {"310115"}
         areas = db.session.scalars(sa.select(PropertyArea.name)).all()
         assert sorted(areas) == sorted(DEMO_AREAS)

@@ -64,3 +64,23 @@ def test_d05_entry_points_build_the_app(module: str, tmp_path: Path,
     wsgi = importlib.import_module(f"relying_parties.{module}.wsgi")
     assert isinstance(wsgi.app, Flask)
     assert (tmp_path / "rp.sqlite3").exists()
+
+
+def test_d05_serve_runs_even_under_an_inherited_flask_cli_marker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """D05: ``python -m relying_parties.<rp> serve`` started by a process that ran the flask CLI
+    in-process (FLASK_RUN_FROM_CLI=true inherited — a test runner) still serves: Flask's
+    app.run() would otherwise return at once and the relying party exit (a flaky e2e start)."""
+    import werkzeug.serving
+
+    from relying_parties import repair_fund
+
+    for key, value in REQUIRED.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RP_DATABASE_URL", f"sqlite:///{tmp_path / 'rp.sqlite3'}")
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(werkzeug.serving, "run_simple",
+                        lambda host, port, app, **kw: served.update(host=host, port=port))
+    main(repair_fund.create_app, 8601, ["serve", "--port", "9998"])
+    assert served == {"host": "127.0.0.1", "port": 9998}
