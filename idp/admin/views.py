@@ -24,7 +24,7 @@ from idp import audit
 from idp.accounts.models import PLATFORMS, Account
 from idp.admin import access, audit_log, orgs, service
 from idp.admin.forms import ActionForm, ClientForm, KeyRotateForm, VerifyForm
-from idp.auth.sso import current_account, pending_password_change
+from idp.auth.sso import admitted
 from idp.db import utcnow
 from idp.errors import FieldError
 from idp.extensions import db
@@ -66,16 +66,9 @@ def _safe_next(raw: str | None) -> str:
 
 @bp.before_request
 def guard() -> ResponseReturnValue | None:
-    account = current_account()
-    if account is None:
-        if pending_password_change() is not None:
-            return redirect("/password/change", code=303)
-        return redirect("/login", code=303)
-    if not access.is_platform_admin(account):
-        audit.record("admin.denied", audit.FAILURE, account_id=account.id, path=request.path,
-                     method=request.method)
-        db.session.commit()
-        return error_response(403)
+    account = admitted("admin.denied",
+                       lambda a: a if access.is_platform_admin(a) else None,
+                       method=request.method)
     g.admin = account
     if request.endpoint == "admin.verify":
         return None

@@ -7,9 +7,10 @@ password and nothing else; no code is issued for them until they have.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import session
+from flask import abort, make_response, redirect, request, session
 
 from idp import audit
 from idp.accounts.models import Account
@@ -20,6 +21,8 @@ from idp.oidc.models import Token
 from idp.oidc.tokens import AuthContext, revoke_where
 from idp.security import new_token
 from idp.store import get_store
+
+T = TypeVar("T")
 
 
 def start_sso(account: Account, *, amr: list[str], acr: str, pwchange: bool = False) -> None:
@@ -98,3 +101,24 @@ def end_sso(reason: str, **detail: Any) -> None:
         if sid:
             get_store().delete(live_key(sid))
     session.clear()
+
+
+def admitted(denied_event: str, admit: Callable[[Account], T | None], **detail: Any) -> T:
+    """The door of a console (district centre, tenant, platform admin): anonymous → the login
+    page (a forced password change first); logged in but not admitted → 403, audited as
+    ``denied_event`` (somebody tried a console that is not theirs); else what ``admit`` found
+    for the account (itself, its tenant …). Aborts with the answer, so it serves as a
+    ``before_request`` as well as inside a view."""
+    from idp.web import error_response
+
+    account = current_account()
+    if account is None:
+        target = "/password/change" if pending_password_change() is not None else "/login"
+        abort(redirect(target, code=303))
+    found = admit(account)
+    if found is None:
+        audit.record(denied_event, audit.FAILURE, account_id=account.id, path=request.path,
+                     **detail)
+        db.session.commit()
+        abort(make_response(error_response(403)))
+    return found

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from idp import audit
 from idp.accounts.models import PLATFORMS, Account
 from idp.accounts.service import send_initial_passwords
-from idp.auth.sso import current_account, pending_password_change
+from idp.auth.sso import admitted
 from idp.console.forms import (
     MSG_PICK_MERGED,
     MSG_PICK_SURVIVOR,
@@ -106,20 +106,9 @@ DONE = {"approved": "已通过该申请。", "returned": "已退回该申请，�
 # --- who may enter --------------------------------------------------------------------------
 
 @bp.before_request
-def require_centre_staff() -> ResponseReturnValue | None:
-    """Anonymous → the login page; logged in without a centre role → 403 (audited: somebody
-    tried a console that is not theirs)."""
-    account = current_account()
-    if account is None:
-        if pending_password_change() is not None:
-            return redirect("/password/change", code=303)
-        return redirect("/login", code=303)
-    if not is_reviewer(account):
-        audit.record("centre.denied", audit.FAILURE, account_id=account.id, path=request.path)
-        db.session.commit()
-        return error_response(403)
-    g.centre_account = account
-    return None
+def require_centre_staff() -> None:
+    """Only centre staff (``is_reviewer``) get in: ``admitted`` answers everybody else."""
+    g.centre_account = admitted("centre.denied", lambda a: a if is_reviewer(a) else None)
 
 
 def _reviewer() -> Account:

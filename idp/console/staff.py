@@ -39,9 +39,9 @@ page, lists show only a masked hint.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -60,7 +60,7 @@ from idp.console.operators import (
 )
 from idp.console.tenant import MAX_ID, Tenant
 from idp.db import utcnow
-from idp.errors import FieldError, IdpError
+from idp.errors import FieldChecker, FieldError, FormInvalid, IdpError
 from idp.extensions import db
 from idp.gateways.phone import PhoneVerifier, message_for
 from idp.orgs.models import Organisation
@@ -74,8 +74,6 @@ from idp.validators import (
     normalize_name,
     normalize_uscc,
 )
-
-T = TypeVar("T")
 
 SMS_STAFF = "staff"  # SMS code purpose of 「实名认证申请」
 SEAL_PURPOSE = "staff_id_number"
@@ -101,12 +99,8 @@ MSG_DEPARTMENT_GONE = "申请的小区管理处已删除或停用，无法通过
 MSG_NOT_FOUND = "申请不存在"
 
 
-class ApplicationInvalid(IdpError):
+class ApplicationInvalid(FormInvalid):
     """Bad fields of the application form; ``errors`` maps each to its message."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(next(iter(errors.values())))
-        self.errors = errors
 
 
 class ApplicationNotFound(IdpError):
@@ -125,23 +119,6 @@ class AlreadyDecided(IdpError):
 
 
 # --- what the applicant typed ---------------------------------------------------------------------
-
-class _Checker:
-    """Collects the FieldErrors of the form, so the page shows every problem at once."""
-
-    def __init__(self) -> None:
-        self.errors: dict[str, str] = {}
-
-    def take(self, parse: Callable[..., T], *args: Any) -> T | None:
-        try:
-            return parse(*args)
-        except FieldError as exc:
-            self.errors.setdefault(exc.field, exc.message)
-            return None
-
-    def fail(self, name: str, message: str) -> None:
-        self.errors.setdefault(name, message)
-
 
 def _text(form: Mapping[str, Any], key: str) -> str:
     value = form.get(key, "")
@@ -219,7 +196,7 @@ class Facts:
 
 def parse_application(form: Mapping[str, Any]) -> Facts:
     """Judge every field; raise ApplicationInvalid with all the messages."""
-    check = _Checker()
+    check = FieldChecker()
     enterprise = check.take(_enterprise, _text(form, "uscc"))
     department: Organisation | None = enterprise
     office_name = _text(form, "office")

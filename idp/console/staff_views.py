@@ -16,7 +16,6 @@ from flask import (
     abort,
     current_app,
     jsonify,
-    make_response,
     redirect,
     render_template,
     request,
@@ -121,9 +120,7 @@ def apply_sms() -> ResponseReturnValue:
 def _admin_tenant() -> Tenant:
     """The console's guard for these routes (the blueprint also has the public 实名认证申请,
     so the guard is not a ``before_request`` here)."""
-    refused = require_enterprise_admin()
-    if refused is not None:
-        abort(make_response(refused))
+    require_enterprise_admin()
     return console_tenant()
 
 

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from typing import cast
 
 import sqlalchemy as sa
-from flask import g, redirect, request
-from flask.typing import ResponseReturnValue
+from flask import g
 
-from idp import audit
 from idp.accounts.models import Account, Identity
 from idp.extensions import db
 from idp.orgs.models import Organisation
@@ -88,25 +86,13 @@ def tenant_of_client(tenant_id: int | None, client_id: str) -> Tenant | None:
     return Tenant(enterprise=enterprise, actor_id=None, client_id=client_id)
 
 
-def require_enterprise_admin() -> ResponseReturnValue | None:
-    """``before_request`` of every tenant-console blueprint: anonymous → the login page; a
-    forced password change first; logged in without an enterprise to administer → 403
-    (audited: somebody tried a console that is not theirs). The tenant is kept in ``g``."""
-    from idp.auth.sso import current_account, pending_password_change
-    from idp.web import error_response
+def require_enterprise_admin() -> None:
+    """``before_request`` of every tenant-console blueprint: only an account with an
+    enterprise to administer gets in (``admitted`` answers everybody else); the tenant is kept
+    in ``g``."""
+    from idp.auth.sso import admitted
 
-    account = current_account()
-    if account is None:
-        if pending_password_change() is not None:
-            return redirect("/password/change", code=303)
-        return redirect("/login", code=303)
-    tenant = tenant_of(account)
-    if tenant is None:
-        audit.record("console.denied", audit.FAILURE, account_id=account.id, path=request.path)
-        db.session.commit()
-        return error_response(403)
-    g.console_tenant = tenant
-    return None
+    g.console_tenant = admitted("console.denied", tenant_of)
 
 
 def console_tenant() -> Tenant:

@@ -23,7 +23,7 @@ from idp.accounts.models import Account
 from idp.auth.sms import button_answer
 from idp.auth.sso import current_account
 from idp.console.staff import applications_for_phone
-from idp.errors import FieldError
+from idp.errors import FieldError, FormInvalid
 from idp.orgs.models import Application, Organisation
 from idp.orgs.review import KIND_LABELS, MSG_NOT_RETURNED, ROLE_LABELS
 from idp.orgs.review import STATUS_LABELS as APPLICATION_STATUS
@@ -87,7 +87,7 @@ def register_submit() -> ResponseReturnValue:
         return _render_register(form, 400, page_error=PAGE_MESSAGES[400])
     try:
         outcome = svc.register(request.form)
-    except svc.FormInvalid as exc:
+    except FormInvalid as exc:
         return _render_register(form, 400, page_error=_show_errors(form, exc.errors))
     return render_template("committee/submitted.html", outcome=outcome), 200
 
@@ -135,7 +135,7 @@ def resubmit_registration(application_id: int) -> ResponseReturnValue:
         return render_template("committee/register.html", form=form, **context), 400
     try:
         svc.resubmit_registration(application, request.form)
-    except svc.FormInvalid as exc:
+    except FormInvalid as exc:
         context["page_error"] = _show_errors(form, exc.errors)
         return render_template("committee/register.html", form=form, **context), 400
     return render_template("committee/resubmitted.html", application=application,
@@ -200,7 +200,7 @@ def change() -> ResponseReturnValue:
         return _render_change(form, committee, 400, page_error=PAGE_MESSAGES[400])
     try:
         svc.apply_change(account, committee, request.form)
-    except svc.FormInvalid as exc:
+    except FormInvalid as exc:
         return _render_change(form, committee, 400, page_error=_show_errors(form, exc.errors))
     return redirect(url_for("committee.console", sent="1"), code=303)
 
@@ -275,7 +275,7 @@ def resubmit_application(application_id: int) -> ResponseReturnValue:
                                   application=application)
         try:
             svc.resubmit_change(account, committee, application, request.form)
-        except svc.FormInvalid as exc:
+        except FormInvalid as exc:
             return _render_change(form, committee, 400, application=application,
                                   page_error=_show_errors(form, exc.errors))
         return redirect(url_for("committee.console", sent="1"), code=303)

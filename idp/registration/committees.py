@@ -29,10 +29,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from flask import session
@@ -43,7 +43,13 @@ from idp.accounts.service import ensure_person, send_initial_passwords
 from idp.auth.phone import sms_codes
 from idp.auth.session import StoreSession
 from idp.auth.sms import MSG_EXPIRED
-from idp.errors import FieldError, IdpError, RateLimited, ServiceUnavailable
+from idp.errors import (
+    FieldChecker,
+    FieldError,
+    FormInvalid,
+    RateLimited,
+    ServiceUnavailable,
+)
 from idp.extensions import db
 from idp.orgs.models import Application, AreaLink, Organisation, PropertyArea
 from idp.orgs.review import (
@@ -61,7 +67,6 @@ from idp.validators import DISTRICTS, normalize_mobile, normalize_name, normaliz
 from idp.web import is_id
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # 属性 of a committee (T04): a 筹备组 registers as 临时, and becomes 正式 (with its term) by a
 # change.
@@ -110,36 +115,6 @@ STATUS_LABELS = {"active": "正常使用", "pending": "待审核", "returned": "
 PLATFORM_CONSOLE_LABEL = "统一认证登录平台（管理控制台）"
 
 
-class FormInvalid(IdpError):
-    """Several fields may be wrong at once; ``errors`` maps each to its message (``PAGE``:
-    a message for the whole page)."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(next(iter(errors.values())))
-        self.errors = errors
-
-
-class _Checker:
-    """Collects the FieldErrors of a form so that the page shows every problem at once."""
-
-    def __init__(self) -> None:
-        self.errors: dict[str, str] = {}
-
-    def take(self, parse: Callable[..., T], *args: Any) -> T | None:
-        try:
-            return parse(*args)
-        except FieldError as exc:
-            self.errors.setdefault(exc.field, exc.message)
-            return None
-
-    def fail(self, field: str, message: str) -> None:
-        self.errors.setdefault(field, message)
-
-    def done(self) -> None:
-        if self.errors:
-            raise FormInvalid(self.errors)
-
-
 # --- what people type ---------------------------------------------------------------------------
 
 def _text(form: Mapping[str, Any], key: str) -> str:
@@ -179,7 +154,8 @@ def parse_date(raw: str, field: str) -> date:
     return value
 
 
-def _terms(form: Mapping[str, Any], check: _Checker) -> tuple[str | None, str | None, str | None]:
+def _terms(form: Mapping[str, Any],
+           check: FieldChecker) -> tuple[str | None, str | None, str | None]:
     """属性 and the term: a 正式 committee has both dates, start before end; a 临时 one none
     (whatever the form sent for them is dropped)."""
     attribute = _text(form, "attribute").strip()
@@ -215,7 +191,7 @@ class Handler:
     phone: str
 
 
-def _handlers(form: Mapping[str, Any], check: _Checker,
+def _handlers(form: Mapping[str, Any], check: FieldChecker,
               applicant_phone: str | None) -> list[Handler]:
     """T06: named handlers, personal accounts — 经办人1 and 经办人2 required, 经办人3 optional,
     every phone a different person's. ``applicant_phone``: 经办人1's phone is already proven
@@ -317,7 +293,7 @@ class CommitteeFacts:
 def parse_registration(form: Mapping[str, Any], *, applicant_phone: str | None = None,
                        exclude: Application | None = None) -> CommitteeFacts:
     """Every field of the 「业委会注册」 form, checked; FormInvalid names each bad one."""
-    check = _Checker()
+    check = FieldChecker()
     name = check.take(organisation_name, _text(form, "name"))
     district = check.take(_district, _text(form, "district"))
     area_name = check.take(organisation_name, _text(form, "area_name"), "area_name",
@@ -553,7 +529,7 @@ def change_prefill(org: Organisation, data: Mapping[str, Any] | None = None) -> 
 
 def parse_change(org: Organisation, form: Mapping[str, Any]) -> dict[str, Any]:
     """「申请变更」: the changed fields only (name, 属性, term). Moving to 临时 drops the term."""
-    check = _Checker()
+    check = FieldChecker()
     name = check.take(organisation_name, _text(form, "name"))
     attribute, start, end = _terms(form, check)
     check.done()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 
 from flask import Flask
+from werkzeug.serving import run_simple
 
 
 def main(create_app: Callable[[], Flask], default_port: int,
@@ -19,8 +19,7 @@ def main(create_app: Callable[[], Flask], default_port: int,
     parser.add_argument("--key", help="TLS private key (PEM), e.g. certs/dev/server.key.pem")
     args = parser.parse_args(argv)
     app = create_app()
-    # This is its own program, not a `flask run`: a FLASK_RUN_FROM_CLI inherited from a parent
-    # that ran the flask CLI in-process (a test runner) would make app.run() return at once.
-    os.environ.pop("FLASK_RUN_FROM_CLI", None)
     ssl_context = (args.cert, args.key) if args.cert and args.key else None
-    app.run(host=args.host, port=args.port, ssl_context=ssl_context, threaded=True)
+    # werkzeug's server itself, not app.run(): this is its own program, and app.run() returns
+    # at once under a FLASK_RUN_FROM_CLI inherited from a parent that ran the flask CLI.
+    run_simple(args.host, args.port, app, ssl_context=ssl_context, threaded=True)

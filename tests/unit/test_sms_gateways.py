@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 
 from idp.config import Settings, load_settings
 from idp.gateways.sms import ConsoleSmsGateway, HttpSmsGateway, SmsGatewayError
+from tests.http_stub import StubServer, stub_server
 
 TEXT = "【统一认证登录平台】您的登录验证码为123456，5分钟内有效。如非本人操作，请忽略本短信。"
 
@@ -98,60 +98,10 @@ def test_d03_console_gateway_unwritable_outbox_raises_gateway_error(tmp_path):
 
 # --- HTTP gateway against a real server --------------------------------------------------------
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _SmsServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
-        with self.server.lock:
-            self.server.received.append({
-                "path": self.path, "headers": dict(self.headers), "body": body,
-                "at": time.monotonic(),
-            })
-            status, delay = (self.server.script.pop(0) if self.server.script else (200, 0.0))
-        if delay:
-            self.server.release.wait(delay)
-        try:
-            payload = json.dumps({"ok": status < 300}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            pass  # the client gave up (timeout test)
-
-
-class _SmsServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.lock = threading.Lock()
-        self.received: list[dict[str, Any]] = []
-        self.script: list[tuple[int, float]] = []  # (status, delay) per request, then 200
-        self.release = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/api/send"
-
-
 @pytest.fixture
-def sms_server() -> Iterator[_SmsServer]:
-    server = _SmsServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield server
-    server.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def sms_server() -> Iterator[StubServer]:
+    with stub_server("/api/send", (200, {"ok": True}, 0.0)) as server:
+        yield server
 
 
 def _http_gateway(tmp_path: Path, url: str, **overrides: Any) -> HttpSmsGateway:
@@ -185,18 +135,19 @@ def test_d03_http_gateway_without_token_sends_no_authorization(tmp_path, sms_ser
 
 def test_d03_http_gateway_retries_once_after_5xx(tmp_path, sms_server):
     """D03: a 500 then a 200 → one retry, and the message is sent."""
-    sms_server.script = [(500, 0.0)]
+    sms_server.script = [(500, {}, 0.0)]
     _http_gateway(tmp_path, sms_server.url).send("13800138000", TEXT, "123456")
     assert len(sms_server.received) == 2
     assert sms_server.received[0]["body"] == sms_server.received[1]["body"]
 
 
 @pytest.mark.parametrize(("script", "attempts", "named"), [
-    ([(500, 0.0), (500, 0.0)], 2, "500"),
-    ([(503, 0.0), (502, 0.0), (200, 0.0)], 2, "502"),  # only one retry, never a third try
-    ([(400, 0.0)], 1, "400"),  # 4xx is final: no retry
-    ([(401, 0.0)], 1, "401"),
-    ([(302, 0.0)], 1, "302"),
+    ([(500, {}, 0.0), (500, {}, 0.0)], 2, "500"),
+    # only one retry, never a third try
+    ([(503, {}, 0.0), (502, {}, 0.0), (200, {}, 0.0)], 2, "502"),
+    ([(400, {}, 0.0)], 1, "400"),  # 4xx is final: no retry
+    ([(401, {}, 0.0)], 1, "401"),
+    ([(302, {}, 0.0)], 1, "302"),
 ], ids=["500-twice", "5xx-no-third-try", "400-no-retry", "401-no-retry", "redirect"])
 def test_d03_http_gateway_failures_raise_gateway_error(tmp_path, sms_server, script, attempts,
                                                        named):
@@ -212,7 +163,7 @@ def test_d03_http_gateway_timeout_fails_within_two_timeouts(tmp_path, sms_server
     """D03: a gateway slower than sms_http_timeout → SmsGatewayError after about 2×timeout
     (two attempts), so a login page is never stuck."""
     timeout = 0.5
-    sms_server.script = [(200, 5.0), (200, 5.0)]
+    sms_server.script = [(200, {}, 5.0), (200, {}, 5.0)]
     gateway = _http_gateway(tmp_path, sms_server.url, sms_http_timeout=timeout)
     started = time.monotonic()
     with pytest.raises(SmsGatewayError):
@@ -224,7 +175,7 @@ def test_d03_http_gateway_timeout_fails_within_two_timeouts(tmp_path, sms_server
 
 def test_d03_http_gateway_slow_first_then_fast_succeeds(tmp_path, sms_server):
     """D03: a timeout counts as a failed attempt; the retry can still deliver."""
-    sms_server.script = [(200, 5.0)]
+    sms_server.script = [(200, {}, 5.0)]
     _http_gateway(tmp_path, sms_server.url, sms_http_timeout=0.4).send(
         "13800138000", TEXT, "123456")
     assert len(sms_server.received) == 2

@@ -5,13 +5,10 @@ real HTTP server on loopback. Every outcome of DOMAIN.md is a value, never an ex
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ from idp.gateways.phone import (
     carrier_by_prefix,
     message_for,
 )
+from tests.http_stub import StubServer, stub_server
 
 ROOT = Path(__file__).resolve().parents[3]
 SANDBOX = ROOT / "config" / "phone-sandbox.toml"
@@ -290,62 +288,10 @@ def test_s12_sandbox_file_is_read_once(tmp_path):
 
 # --- HTTP verifier against a real server ----------------------------------------------------------
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _ProviderServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
-        with self.server.lock:
-            self.server.received.append({"path": self.path, "headers": dict(self.headers),
-                                         "body": body})
-            status, payload, delay = self.server.answer
-        if delay:
-            self.server.release.wait(delay)
-        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-        except OSError:
-            pass  # the client gave up (timeout test)
-
-
-class _ProviderServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.lock = threading.Lock()
-        self.received: list[dict[str, Any]] = []
-        self.answer: tuple[int, Any, float] = (200, {"result": "match"}, 0.0)
-        self.release = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1/mobile/check"
-
-    def body(self, index: int = 0) -> dict[str, Any]:
-        loaded: dict[str, Any] = json.loads(self.received[index]["body"].decode("utf-8"))
-        return loaded
-
-
 @pytest.fixture
-def provider() -> Iterator[_ProviderServer]:
-    server = _ProviderServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield server
-    server.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def provider() -> Iterator[StubServer]:
+    with stub_server("/v1/mobile/check", (200, {"result": "match"}, 0.0)) as server:
+        yield server
 
 
 def _http(tmp_path: Path, url: str, **overrides: Any) -> HttpPhoneVerifier:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from relying_parties.common import serve
 from relying_parties.common.serve import main
 from relying_parties.common.settings import RPSettings
 
@@ -57,7 +58,8 @@ def test_d05_entry_points_build_the_app(module: str, tmp_path: Path,
     monkeypatch.setenv("RP_DATABASE_URL", f"sqlite:///{tmp_path / 'rp.sqlite3'}")
     package = importlib.import_module(f"relying_parties.{module}")
     ran: dict[str, Any] = {}
-    monkeypatch.setattr(Flask, "run", lambda self, **kw: ran.update(kw, app=self))
+    monkeypatch.setattr(serve, "run_simple", lambda host, port, app, **kw: ran.update(
+        kw, host=host, port=port, app=app))
     main(package.create_app, 8601, ["serve", "--port", "9999"])
     assert ran["port"] == 9999 and ran["host"] == "127.0.0.1" and ran["ssl_context"] is None
     assert ran["app"].name == f"relying_parties.{module}"
@@ -71,8 +73,6 @@ def test_d05_serve_runs_even_under_an_inherited_flask_cli_marker(
     """D05: ``python -m relying_parties.<rp> serve`` started by a process that ran the flask CLI
     in-process (FLASK_RUN_FROM_CLI=true inherited — a test runner) still serves: Flask's
     app.run() would otherwise return at once and the relying party exit (a flaky e2e start)."""
-    import werkzeug.serving
-
     from relying_parties import repair_fund
 
     for key, value in REQUIRED.items():
@@ -80,7 +80,7 @@ def test_d05_serve_runs_even_under_an_inherited_flask_cli_marker(
     monkeypatch.setenv("RP_DATABASE_URL", f"sqlite:///{tmp_path / 'rp.sqlite3'}")
     monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
     served: dict[str, Any] = {}
-    monkeypatch.setattr(werkzeug.serving, "run_simple",
+    monkeypatch.setattr(serve, "run_simple",
                         lambda host, port, app, **kw: served.update(host=host, port=port))
     main(repair_fund.create_app, 8601, ["serve", "--port", "9998"])
     assert served == {"host": "127.0.0.1", "port": 9998}
